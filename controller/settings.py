@@ -1,0 +1,27 @@
+"""Controller settings (filled from flags / environment by __main__)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    kubeconfig: str | None = None
+    context: str | None = None
+    #: Only this namespace (None: all namespaces).
+    namespace: str | None = None
+    #: Seconds between polls; phases that need no waiting run back to back within one poll.
+    poll_interval: float = 5.0
+    #: Seconds the Restore phase may wait for the mover before the restore fails.
+    restore_timeout: float = 300.0
+    #: Seconds ScaleDown may wait for the pods that mount the PVC to go away.
+    scale_down_timeout: float = 300.0
+    #: A lock whose holder is gone or Finished is deleted once it is this old (seconds).
+    lock_stale_after: float = 300.0
+    #: Overrides the restic cache StorageClass of every ReplicationDestination the controller creates.
+    cache_storage_class: str | None = None
+    #: HTTP timeout of every API call (seconds).
+    api_timeout: float = 15.0
+    #: At most this many restores reconcile at the same time.
+    workers: int = 16

@@ -1,0 +1,137 @@
+"""A real local Kubernetes control plane for the tests and the demo.
+
+``scripts/build-controlplane.sh`` builds etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and
+kwok from Go modules into a cache outside the repository. This module starts them with
+``kwokctl create cluster --runtime binary`` (secure port, RBAC, admin client certificate, service-account keys),
+adds kwok nodes so pods get scheduled, run and terminate like real ones, installs the volsync CRDs and the
+PVCRestore CRD, and tears it all down.
+
+    python -m devtools.controlplane up [--name NAME]      # prints the kubeconfig path
+    python -m devtools.controlplane down [--name NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD_SCRIPT = REPO / "scripts" / "build-controlplane.sh"
+PVCRESTORE_CRD = REPO / "charts" / "pvc-restore" / "crds" / "pvcrestores.yaml"
+DEFAULT_WORKDIR = Path(os.environ.get("PVC_RESTORE_CACHE", Path.home() / ".cache" / "pvc-restore")) / "clusters"
+
+
+def build() -> Path:
+    """Build (or find cached) binaries; returns the cache directory holding bin/ and crds/."""
+    out = subprocess.run(["bash", str(BUILD_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+class ControlPlane:
+    def __init__(self, name: str = "pvc-restore", *, workdir: Path | None = None, nodes: int = 2) -> None:
+        self.name = name
+        self.nodes = nodes
+        self.workdir = Path(workdir or DEFAULT_WORKDIR)
+        self.cache: Path | None = None
+        self.kubeconfig = self.workdir / f"{name}.kubeconfig"
+
+    @property
+    def bin(self) -> Path:
+        assert self.cache is not None, "call build() or start() first"
+        return self.cache / "bin"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["KWOK_WORKDIR"] = str(self.workdir / "kwok")
+        env["KWOK_KUBECTL_BINARY"] = str(self.bin / "kubectl")
+        env["KWOK_KUBE_VERSION"] = (self.cache / "version").read_text().strip() if self.cache else ""
+        env["PATH"] = f"{self.bin}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def kwokctl(self, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.bin / "kwokctl"), "--name", self.name, *args], env=self.env(), check=check,
+                              text=True, stdout=subprocess.PIPE if capture else None,
+                              stderr=subprocess.PIPE if capture else None)
+
+    def kubectl(self, *args: str, check: bool = True, capture: bool = True,
+                input: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+                              env=self.env(), check=check, text=True, input=input,
+                              stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
+
+    def start(self) -> Path:
+        """Start (replacing any leftover cluster of the same name); returns the kubeconfig path."""
+        self.cache = self.cache or build()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.stop(quiet=True)
+        self.kubeconfig.unlink(missing_ok=True)
+        b = self.bin
+        self.kwokctl(
+            "create", "cluster", "--runtime", "binary",
+            "--kubeconfig", str(self.kubeconfig),
+            "--etcd-binary", str(b / "etcd"),
+            "--kube-apiserver-binary", str(b / "kube-apiserver"),
+            "--kube-controller-manager-binary", str(b / "kube-controller-manager"),
+            "--kube-scheduler-binary", str(b / "kube-scheduler"),
+            "--kwok-controller-binary", str(b / "kwok"),
+            "--wait", "120s", "--quiet-pull",
+            capture=True,
+        )
+        self.kwokctl("scale", "node", "--replicas", str(self.nodes), capture=True)
+        self.install_crds()
+        self.wait_ready()
+        return self.kubeconfig
+
+    def install_crds(self) -> None:
+        assert self.cache is not None
+        files = sorted((self.cache / "crds").glob("*.yaml")) + [PVCRESTORE_CRD]
+        args = ["apply", "--server-side", "--force-conflicts"]
+        for f in files:
+            args += ["-f", str(f)]
+        self.kubectl(*args)
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Nodes Ready and the default ServiceAccount present (so pods can be created)."""
+        deadline = time.monotonic() + timeout
+        self.kubectl("wait", "--for=condition=Ready", "--timeout=120s", "node", "--all")
+        while time.monotonic() < deadline:
+            if self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
+                return
+            time.sleep(0.3)
+        raise TimeoutError("the control plane did not become ready")
+
+    def stop(self, *, quiet: bool = False) -> None:
+        if self.cache is None:
+            self.cache = build()
+        self.kwokctl("delete", "cluster", check=False, capture=quiet)
+
+    def server_version(self) -> str:
+        return self.kubectl("version", "-o", "yaml").stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.controlplane", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["build", "up", "down"])
+    parser.add_argument("--name", default="pvc-restore")
+    parser.add_argument("--nodes", type=int, default=2)
+    args = parser.parse_args(argv)
+    cp = ControlPlane(args.name, nodes=args.nodes)
+    if args.action == "build":
+        print(build())
+    elif args.action == "up":
+        print(cp.start())
+    else:
+        cp.stop()
+        shutil.rmtree(cp.workdir / "kwok" / "clusters" / args.name, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""A volsync mover simulator, acting as volsync does at the API level (no container runtime exists here).
+
+For every ReplicationDestination whose ``spec.trigger.manual`` differs from ``status.lastManualSync`` (and that is not
+paused) it starts a "sync": it sets ``lastSyncStartTime`` and a ``Synchronizing`` condition, and after a delay sets
+``lastManualSync``, ``lastSyncTime``, ``lastSyncDuration``, ``latestMoverStatus`` (``Successful`` or ``Failed``, with
+logs) and the condition, exactly the fields volsync sets.
+
+Snapshot history and behaviour come from a ConfigMap ``volsync-mover-simulator`` in the destination's namespace:
+
+* ``snapshots``: JSON ``{"<restic repository secret>": [{"id": "...", "time": "<RFC3339>"}, ...]}``;
+* ``behaviour``: JSON ``{"result": "Successful" | "Failed" | "Hang", "delaySeconds": 1.0}``.
+
+A restic destination picks its snapshot as volsync's mover-restic/entry.sh does: snapshots newest first at one-second
+precision; with ``restoreAsOf`` start at the newest at or before that time, else at the newest; then skip
+``previous`` more. Past the oldest it logs ``No eligible snapshots found`` and ``=== No data will be restored ===`` and
+still ends ``Successful``; otherwise ``Selected restic snapshot with id: <id>``.
+
+Each completed sync is recorded in the ConfigMap ``volsync-mover-simulator-record`` (key ``<destination name>``:
+JSON with the chosen snapshot and the pods that still mounted the destination PVC when the mover started), so tests
+can assert what was restored and that no workload was running during the restore.
+
+    python -m devtools.mover_simulator [--kubeconfig F] [--interval 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import sys
+from typing import Any
+
+from kubectl_pvc_restore import kube as k
+from kubectl_pvc_restore.model import format_time, now, parse_time
+
+CONFIG = "volsync-mover-simulator"
+RECORD = "volsync-mover-simulator-record"
+log = logging.getLogger("mover-simulator")
+
+
+def select_snapshot(snapshots: list[dict[str, str]], *, previous: int | None, restore_as_of: str | None
+                    ) -> dict[str, str] | None:
+    """volsync's restic selection over ``[{"id", "time"}]``; None when no snapshot is eligible."""
+    def second(s: dict[str, str]) -> dt.datetime:
+        return parse_time(s["time"]).astimezone(dt.timezone.utc).replace(microsecond=0)
+
+    ordered = sorted(snapshots, key=second, reverse=True)
+    start = 0
+    if restore_as_of:
+        limit = parse_time(restore_as_of).astimezone(dt.timezone.utc).replace(microsecond=0)
+        start = next((i for i, s in enumerate(ordered) if second(s) <= limit), len(ordered))
+    index = start + (previous or 0)
+    return ordered[index] if index < len(ordered) else None
+
+
+def mover_logs(section: str, spec: dict[str, Any], snapshots: list[dict[str, str]]) -> tuple[str, str | None]:
+    if section != "restic":
+        return f"Restoring with {section}...\nTransfer complete.\n", None
+    chosen = select_snapshot(snapshots, previous=spec.get("previous"), restore_as_of=spec.get("restoreAsOf"))
+    lines = ["Starting container", "VolSync restic container version: simulator", "restore",
+             "=== Starting restore ==="]
+    if chosen is None:
+        lines += ["No eligible snapshots found", "=== No data will be restored ==="]
+    else:
+        lines += [f"Selected restic snapshot with id: {chosen['id']}",
+                  f"restoring <Snapshot {chosen['id'][:8]} of [/data] at {chosen['time']} by root@volsync> to .",
+                  "=== Done ==="]
+    return "\n".join(lines) + "\n", (chosen or {}).get("id")
+
+
+def _condition(reason: str, message: str, status: str = "True") -> dict[str, Any]:
+    return {"type": "Synchronizing", "status": status, "reason": reason, "message": message,
+            "lastTransitionTime": format_time(now())}
+
+
+class MoverSimulator:
+    def __init__(self, kube: k.Kube, *, interval: float = 0.2, namespace: str | None = None) -> None:
+        self.kube = kube
+        self.interval = interval
+        self.namespace = namespace
+        self.started: dict[tuple[str, str], dt.datetime] = {}
+
+    async def config(self, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        cm = await self.kube.get_or_none(k.CONFIGMAPS, CONFIG, namespace)
+        data = (cm or {}).get("data") or {}
+        return json.loads(data.get("snapshots") or "{}"), json.loads(data.get("behaviour") or "{}")
+
+    async def pods_mounting(self, namespace: str, pvc: str) -> list[str]:
+        pods = await self.kube.list(k.PODS, namespace)
+        return sorted(
+            p["metadata"]["name"] for p in pods
+            if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+            and any((v.get("persistentVolumeClaim") or {}).get("claimName") == pvc
+                    for v in p.get("spec", {}).get("volumes") or [])
+        )
+
+    async def record(self, namespace: str, name: str, entry: dict[str, Any]) -> None:
+        patch = {"data": {name: json.dumps(entry)}}
+        try:
+            await self.kube.patch(k.CONFIGMAPS, RECORD, namespace, patch)
+        except k.NotFound:
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": RECORD, "namespace": namespace}}
+            try:
+                await self.kube.create(k.CONFIGMAPS, body, namespace)
+            except k.AlreadyExists:
+                pass
+            await self.kube.patch(k.CONFIGMAPS, RECORD, namespace, patch)
+
+    async def step(self, rd: dict[str, Any]) -> None:
+        meta, spec, status = rd["metadata"], rd.get("spec") or {}, rd.get("status") or {}
+        trigger = (spec.get("trigger") or {}).get("manual")
+        if not trigger or trigger == status.get("lastManualSync") or spec.get("paused"):
+            return
+        ns, name = meta["namespace"], meta["name"]
+        key = (meta["uid"], trigger)
+        section = next((m for m in ("restic", "rclone", "rsync", "rsyncTLS", "external") if spec.get(m)), None)
+        if section is None:
+            return
+        mover_spec = spec[section]
+        snapshots, behaviour = await self.config(ns)
+        if key not in self.started:
+            self.started[key] = now()
+            mounting = await self.pods_mounting(ns, mover_spec.get("destinationPVC", ""))
+            await self.kube.patch(k.REPLICATION_DESTINATIONS, name, ns, {"status": {
+                "lastSyncStartTime": format_time(self.started[key]),
+                "conditions": [_condition("SyncInProgress", "Synchronization in-progress")]}}, subresource="status")
+            await self.record(ns, f"{name}.started", {"trigger": trigger, "podsMountingPVC": mounting})
+            log.info("sync of %s/%s started (trigger %s); pods mounting the PVC: %s", ns, name, trigger, mounting)
+        if behaviour.get("result") == "Hang":
+            return
+        elapsed = (now() - self.started[key]).total_seconds()
+        if elapsed < float(behaviour.get("delaySeconds", 1.0)):
+            return
+        repository = mover_spec.get("repository", "")
+        logs, snapshot = mover_logs(section, mover_spec, snapshots.get(repository, []))
+        result = "Failed" if behaviour.get("result") == "Failed" else "Successful"
+        if result == "Failed":
+            logs += "ERROR: Fatal: unable to open repository: simulated failure\nrestic failed\n"
+        finished = now()
+        await self.kube.patch(k.REPLICATION_DESTINATIONS, name, ns, {"status": {
+            "lastManualSync": trigger,
+            "lastSyncTime": format_time(finished),
+            "lastSyncDuration": f"{elapsed:.3f}s",
+            "latestMoverStatus": {"result": result, "logs": logs},
+            "conditions": [_condition("WaitingForManual", "Synchronization complete; waiting for manual trigger",
+                                      "False")]}}, subresource="status")
+        started = await self.kube.get_or_none(k.CONFIGMAPS, RECORD, ns)
+        start_entry = json.loads(((started or {}).get("data") or {}).get(f"{name}.started") or "{}")
+        await self.record(ns, name, {"trigger": trigger, "result": result, "snapshot": snapshot,
+                                     "section": section, "previous": mover_spec.get("previous"),
+                                     "restoreAsOf": mover_spec.get("restoreAsOf"),
+                                     "podsMountingPVC": start_entry.get("podsMountingPVC", [])})
+        del self.started[key]
+        log.info("sync of %s/%s finished: %s, snapshot %s", ns, name, result, snapshot)
+
+    async def run_once(self) -> None:
+        for rd in await self.kube.list(k.REPLICATION_DESTINATIONS, self.namespace):
+            try:
+                await self.step(rd)
+            except k.KubeError as exc:  # the destination may be deleted under us
+                log.debug("step %s: %s", rd["metadata"]["name"], exc)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except k.KubeError as exc:
+                log.warning("poll failed: %s", exc)
+            await asyncio.sleep(self.interval)
+
+
+async def _amain(args: argparse.Namespace) -> None:
+    kube = await k.Kube.connect(kubeconfig=args.kubeconfig)
+    await MoverSimulator(kube, interval=args.interval, namespace=args.namespace).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.mover_simulator", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kubeconfig")
+    parser.add_argument("--namespace", help="only this namespace (default: all)")
+    parser.add_argument("--interval", type=float, default=0.2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s mover-simulator %(message)s")
+    try:
+        asyncio.run(_amain(args))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

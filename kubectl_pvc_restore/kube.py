@@ -1,0 +1,366 @@
+"""The one place that talks to the Kubernetes API.
+
+Everything goes through ``Kube``: a thin async layer over kr8s's authenticated HTTP session that speaks plain JSON
+dicts, sets HTTP timeouts (kr8s sets none), asks for metadata-only lists where that is enough, uses the ``/scale``
+subresource, guards writes with resourceVersion preconditions, and turns API failures into a few exception types
+that carry a message fit for a user. kr8s is imported lazily so that CLI start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import warnings
+from typing import Any, Iterable
+
+from . import model
+
+DEFAULT_TIMEOUT = 15.0
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    """An API call failed; ``str()`` is a message for the user."""
+
+    def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    """The object changed since it was read (resourceVersion or UID precondition failed)."""
+
+
+class AlreadyExists(KubeError):
+    pass
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class Invalid(KubeError):
+    """The API server rejected the object (schema, CEL rule or admission)."""
+
+
+class Unreachable(KubeError):
+    """The API server could not be reached, or did not answer in time."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    api_version: str  # "v1" for the core group, otherwise "group/version"
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def group(self) -> str:
+        return self.api_version.split("/")[0] if "/" in self.api_version else ""
+
+    def url(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        parts = [base]
+        if self.namespaced and namespace:
+            parts += ["namespaces", namespace]
+        parts.append(self.plural)
+        if name:
+            parts.append(name)
+        if sub:
+            parts.append(sub)
+        return "/".join(parts)
+
+
+PODS = Resource("v1", "Pod", "pods")
+PVCS = Resource("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+PVS = Resource("v1", "PersistentVolume", "persistentvolumes", namespaced=False)
+CONFIGMAPS = Resource("v1", "ConfigMap", "configmaps")
+SECRETS = Resource("v1", "Secret", "secrets")
+EVENTS = Resource("v1", "Event", "events")
+NAMESPACES = Resource("v1", "Namespace", "namespaces", namespaced=False)
+REPLICATION_CONTROLLERS = Resource("v1", "ReplicationController", "replicationcontrollers")
+DEPLOYMENTS = Resource("apps/v1", "Deployment", "deployments")
+REPLICASETS = Resource("apps/v1", "ReplicaSet", "replicasets")
+STATEFULSETS = Resource("apps/v1", "StatefulSet", "statefulsets")
+DAEMONSETS = Resource("apps/v1", "DaemonSet", "daemonsets")
+JOBS = Resource("batch/v1", "Job", "jobs")
+CRONJOBS = Resource("batch/v1", "CronJob", "cronjobs")
+LEASES = Resource("coordination.k8s.io/v1", "Lease", "leases")
+CRDS = Resource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False)
+PVC_RESTORES = Resource(model.API_VERSION, model.KIND, model.PLURAL)
+REPLICATION_SOURCES = Resource("volsync.backube/v1alpha1", "ReplicationSource", "replicationsources")
+REPLICATION_DESTINATIONS = Resource("volsync.backube/v1alpha1", "ReplicationDestination", "replicationdestinations")
+
+KNOWN = {(r.api_version, r.kind): r for r in (
+    PODS, PVCS, PVS, CONFIGMAPS, SECRETS, EVENTS, NAMESPACES, REPLICATION_CONTROLLERS, DEPLOYMENTS, REPLICASETS,
+    STATEFULSETS, DAEMONSETS, JOBS, CRONJOBS, LEASES, CRDS, PVC_RESTORES, REPLICATION_SOURCES,
+    REPLICATION_DESTINATIONS)}
+
+
+def _error_from_response(response: Any, what: str) -> KubeError:
+    code = response.status_code
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    reason = body.get("reason")
+    message = body.get("message") or response.text or f"HTTP {code}"
+    if code == 404:
+        return NotFound(f"{what}: not found", code=code, reason=reason)
+    if code == 409 and reason == "AlreadyExists":
+        return AlreadyExists(f"{what}: already exists", code=code, reason=reason)
+    if code == 409:
+        return Conflict(f"{what}: {message}", code=code, reason=reason)
+    if code in (401, 403):
+        return Forbidden(f"{what}: permission denied: {message}", code=code, reason=reason)
+    if code == 422 or code == 400:
+        return Invalid(f"{what}: {message}", code=code, reason=reason)
+    return KubeError(f"{what}: {message}", code=code, reason=reason)
+
+
+class Kube:
+    """Async access to one cluster. Create with ``await Kube.connect(...)``."""
+
+    def __init__(self, api: Any, *, namespace: str | None = None) -> None:
+        self.api = api
+        self.namespace = namespace or getattr(api, "namespace", None) or "default"
+        self._discovered: dict[tuple[str, str], tuple[Resource | None, bool]] = {}
+
+    @classmethod
+    async def connect(
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        namespace: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Kube:
+        import httpx
+        import kr8s
+        import kr8s.asyncio
+
+        try:
+            with warnings.catch_warnings():  # kr8s warns about servers newer than it was tested with
+                warnings.filterwarnings("ignore", message="Kubernetes version .* is not supported")
+                api = await kr8s.asyncio.api(kubeconfig=kubeconfig, context=context, namespace=namespace)
+        except (httpx.TransportError, kr8s.APITimeoutError, OSError) as exc:
+            raise Unreachable(f"cannot reach the Kubernetes API server: {exc or type(exc).__name__}") from exc
+        except ValueError as exc:  # kr8s: no kubeconfig / no such context
+            raise Unreachable(f"cannot load Kubernetes credentials: {exc}") from exc
+        api.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        return cls(api, namespace=namespace)
+
+    @property
+    def server(self) -> str:
+        return str(self.api.auth.server)
+
+    # -- raw requests -------------------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        what: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        accept: str | None = None,
+    ) -> Any:
+        import httpx
+        import kr8s
+
+        headers = {"Content-Type": content_type}
+        if accept:
+            headers["Accept"] = accept
+        kwargs: dict[str, Any] = {"headers": headers}
+        if body is not None:
+            kwargs["content"] = json.dumps(body)
+        if params:
+            kwargs["params"] = {k: v for k, v in params.items() if v is not None}
+        try:
+            # kr8s joins base and url with "/": give it the path up to the last segment as the base.
+            head, _, tail = url.rpartition("/")
+            async with self.api.call_api(method, version="", base=head, url=tail, raise_for_status=False,
+                                         **kwargs) as response:
+                if response.is_error:
+                    raise _error_from_response(response, what)
+                return response.json() if response.content else None
+        except KubeError:
+            raise
+        except kr8s.ServerError as exc:  # 401/403 retries exhausted inside kr8s
+            raise _error_from_response(exc.response, what) from exc
+        except (httpx.TransportError, kr8s.APITimeoutError) as exc:
+            raise Unreachable(f"{what}: cannot reach the Kubernetes API server at {self.server}: "
+                              f"{exc or type(exc).__name__}") from exc
+
+    async def version(self) -> dict[str, Any]:
+        return await self.api.version()
+
+    # -- typed helpers ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _what(res: Resource, name: str | None, namespace: str | None) -> str:
+        target = f"{res.kind} {name}" if name else f"list {res.plural}"
+        return f"{target} in namespace {namespace}" if namespace and res.namespaced else target
+
+    async def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
+        return await self.request("GET", res.url(namespace, name), what=self._what(res, name, namespace))
+
+    async def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        try:
+            return await self.get(res, name, namespace)
+        except NotFound:
+            return None
+
+    async def list(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        metadata_only: bool = False,
+        limit: int = 500,
+    ) -> list[dict[str, Any]]:
+        """All items (following ``continue``); ``namespace=None`` lists across namespaces."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await self.request(
+                "GET", res.url(namespace), what=self._what(res, None, namespace),
+                params={"labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit,
+                        "continue": token},
+                accept=METADATA_LIST if metadata_only else None,
+            )
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    async def create(self, res: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        namespace = namespace or body.get("metadata", {}).get("namespace")
+        name = body.get("metadata", {}).get("name")
+        return await self.request("POST", res.url(namespace), body=body, what=self._what(res, name, namespace))
+
+    async def patch(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None,
+        patch: dict[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        """JSON merge patch. Put ``metadata.resourceVersion`` in the patch to make it conditional (409 Conflict)."""
+        return await self.request("PATCH", res.url(namespace, name, subresource), body=patch,
+                                  content_type=MERGE_PATCH, what=self._what(res, name, namespace))
+
+    async def replace(self, res: Resource, body: dict[str, Any], *, subresource: str | None = None) -> dict[str, Any]:
+        meta = body["metadata"]
+        return await self.request("PUT", res.url(meta.get("namespace"), meta["name"], subresource), body=body,
+                                  what=self._what(res, meta["name"], meta.get("namespace")))
+
+    async def delete(
+        self,
+        res: Resource,
+        name: str,
+        namespace: str | None = None,
+        *,
+        uid: str | None = None,
+        resource_version: str | None = None,
+        propagation: str | None = "Background",
+        missing_ok: bool = True,
+    ) -> bool:
+        """Delete; returns False when it was already gone. ``uid``/``resource_version`` are preconditions."""
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        preconditions = {k: v for k, v in (("uid", uid), ("resourceVersion", resource_version)) if v}
+        if preconditions:
+            body["preconditions"] = preconditions
+        try:
+            await self.request("DELETE", res.url(namespace, name), body=body, what=self._what(res, name, namespace))
+            return True
+        except NotFound:
+            if missing_ok:
+                return False
+            raise
+
+    # -- scale subresource --------------------------------------------------------------------------------------
+
+    async def resource_for(self, api_version: str, kind: str, *, scalable: bool = True) -> Resource | None:
+        """The resource serving ``kind`` (by cached discovery). With ``scalable`` (the default), only if it has a
+        ``/scale`` subresource; None otherwise."""
+        key = (api_version, kind)
+        if key not in self._discovered:
+            url = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+            try:
+                doc = await self.request("GET", url, what=f"discover {api_version}")
+            except NotFound:
+                doc = {"resources": []}
+            names = {r["name"] for r in doc.get("resources", [])}
+            found: tuple[Resource | None, bool] = (None, False)
+            for r in doc.get("resources", []):
+                if r.get("kind") == kind and "/" not in r["name"]:
+                    res = Resource(api_version, kind, r["name"], bool(r.get("namespaced", True)))
+                    found = (res, f"{r['name']}/scale" in names)
+            self._discovered[key] = found
+        res, has_scale = self._discovered[key]
+        return res if (has_scale or not scalable) else None
+
+    async def get_scale(self, res: Resource, name: str, namespace: str) -> dict[str, Any]:
+        return await self.request("GET", res.url(namespace, name, "scale"), what=f"scale of {res.kind} {name}")
+
+    async def set_scale(self, res: Resource, name: str, namespace: str, replicas: int) -> dict[str, Any]:
+        return await self.request("PATCH", res.url(namespace, name, "scale"), body={"spec": {"replicas": replicas}},
+                                  content_type=MERGE_PATCH, what=f"scale {res.kind} {name} to {replicas}")
+
+    # -- events -------------------------------------------------------------------------------------------------
+
+    async def event(self, obj: dict[str, Any], reason: str, message: str, *, type_: str = "Normal",
+                    component: str = "pvc-restore-controller") -> None:
+        """Record a core/v1 Event about ``obj``; failures are swallowed (events are best effort)."""
+        from .model import format_time, now
+
+        meta = obj.get("metadata") or {}
+        stamp = format_time(now())
+        namespace = meta.get("namespace") or "default"
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta.get('name', 'object')[:200]}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"),
+                "namespace": namespace, "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self.create(EVENTS, body, namespace)
+        except KubeError:
+            pass
+
+
+def owner_key(ref: dict[str, Any]) -> tuple[str, str, str]:
+    return ref.get("apiVersion", ""), ref.get("kind", ""), ref.get("name", "")
+
+
+def names(items: Iterable[dict[str, Any]]) -> list[str]:
+    return [i["metadata"]["name"] for i in items]

@@ -1,0 +1,60 @@
+"""Per-PVC restore locks: a ConfigMap ``pvc-restore-lock-<pvc>`` created atomically by the restore that holds it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from .model import GROUP, MANAGED_BY, MANAGED_BY_LABEL, format_time
+
+PREFIX = "pvc-restore-lock-"
+#: Label selecting every lock ConfigMap (the controller lists locks with it: one LIST per poll).
+LOCK_LABEL = f"{GROUP}/lock"
+_MAX_NAME = 253
+
+
+def lock_name(pvc: str) -> str:
+    """The lock ConfigMap's name; PVC names too long for the prefix are shortened with a stable hash."""
+    name = PREFIX + pvc
+    if len(name) <= _MAX_NAME:
+        return name
+    digest = hashlib.sha256(pvc.encode()).hexdigest()[:10]
+    return f"{name[: _MAX_NAME - 11].rstrip('.-')}-{digest}"
+
+
+def lock_manifest(namespace: str, pvc: str, holder: str, holder_uid: str, when: dt.datetime) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": lock_name(pvc),
+            "namespace": namespace,
+            "labels": {LOCK_LABEL: "true", MANAGED_BY_LABEL: MANAGED_BY},
+        },
+        "data": {"pvc": pvc, "holder": holder, "holderUID": holder_uid, "acquiredAt": format_time(when)},
+    }
+
+
+def holder_of(lock: dict[str, Any]) -> tuple[str, str]:
+    data = lock.get("data") or {}
+    return data.get("holder", ""), data.get("holderUID", "")
+
+
+def is_stale(lock: dict[str, Any], holder: dict[str, Any] | None, *, now: dt.datetime, min_age: dt.timedelta) -> bool:
+    """A lock may be deleted when its holder is gone (or is another object now) or Finished, and it is old enough.
+
+    ``holder`` is the PVCRestore named by the lock, or None when none exists. A live holder keeps its lock
+    however long it runs.
+    """
+    from .model import parse_time
+
+    created = parse_time((lock.get("metadata") or {}).get("creationTimestamp"))
+    if created is None or now - created < min_age:
+        return False
+    _, holder_uid = holder_of(lock)
+    if holder is None:
+        return True
+    if holder_uid and (holder.get("metadata") or {}).get("uid") != holder_uid:
+        return True
+    return ((holder.get("status") or {}).get("phase")) == "Finished"

@@ -1,0 +1,242 @@
+"""The PVCRestore resource: API names, phases, and the spec/status as plain dataclasses."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+from typing import Any
+
+GROUP = "pvc-restore.homelab-helper.benfiola.com"
+VERSION = "v1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "PVCRestore"
+PLURAL = "pvcrestores"
+CRD_NAME = f"{PLURAL}.{GROUP}"
+
+#: Annotation on a PVC that asks the controller for a restore ("" latest, "N" N-th previous, RFC3339 = as of).
+RESTORE_ANNOTATION = f"{GROUP}/restore"
+#: Finalizer that makes deleting a PVCRestore mid-flight run the Finalize cleanup first.
+FINALIZER = f"{GROUP}/finalizer"
+#: Label put on every object the project creates.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "pvc-restore"
+#: Label on a ReplicationDestination naming the PVCRestore it belongs to.
+RESTORE_LABEL = f"{GROUP}/restore"
+
+
+class Phase(str, enum.Enum):
+    INITIALIZE = "Initialize"
+    SCALE_DOWN = "ScaleDown"
+    RESTORE = "Restore"
+    FINALIZE = "Finalize"
+    FINISHED = "Finished"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def format_time(value: dt.datetime) -> str:
+    """Kubernetes' metav1.Time form: UTC, second precision, ``Z``."""
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Owner:
+    """A top-level workload that mounted the PVC, and the replicas it had before the restore scaled it down."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    replicas: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "replicas": self.replicas,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Owner:
+        return cls(data["apiVersion"], data["kind"], data["name"], data["namespace"], int(data["replicas"]))
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    pvc: str
+    previous: int | None = None
+    restore_as_of: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"pvc": self.pvc}
+        if self.previous is not None:
+            out["previous"] = self.previous
+        if self.restore_as_of is not None:
+            out["restoreAsOf"] = self.restore_as_of
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Spec:
+        previous = data.get("previous")
+        return cls(
+            pvc=data.get("pvc", ""),
+            previous=None if previous is None else int(previous),
+            restore_as_of=data.get("restoreAsOf"),
+        )
+
+    def describe_selector(self) -> str:
+        if self.restore_as_of:
+            return f"as of {self.restore_as_of}"
+        if self.previous:
+            return f"{self.previous} before latest"
+        return "latest"
+
+
+@dataclasses.dataclass
+class Status:
+    phase: Phase | None = None
+    pvc_owners: list[Owner] | None = None
+    replication_source: str | None = None
+    replication_source_paused: bool | None = None
+    replication_destination: str | None = None
+    trigger: str | None = None
+    restored_snapshot: str | None = None
+    lock_holder: str | None = None
+    error: str | None = None
+    message: str | None = None
+    observed_generation: int | None = None
+    start_time: str | None = None
+    phase_start_time: str | None = None
+    completion_time: str | None = None
+    last_reconciled_time: str | None = None
+    conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    _FIELDS = {
+        "phase": "phase",
+        "pvc_owners": "pvcOwners",
+        "replication_source": "replicationSource",
+        "replication_source_paused": "replicationSourcePaused",
+        "replication_destination": "replicationDestination",
+        "trigger": "trigger",
+        "restored_snapshot": "restoredSnapshot",
+        "lock_holder": "lockHolder",
+        "error": "error",
+        "message": "message",
+        "observed_generation": "observedGeneration",
+        "start_time": "startTime",
+        "phase_start_time": "phaseStartTime",
+        "completion_time": "completionTime",
+        "last_reconciled_time": "lastReconciledTime",
+        "conditions": "conditions",
+    }
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for attr, key in self._FIELDS.items():
+            value = getattr(self, attr)
+            if attr == "phase" and value is not None:
+                value = value.value
+            elif attr == "pvc_owners" and value is not None:
+                value = [o.to_dict() for o in value]
+            out[key] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Status:
+        data = data or {}
+        status = cls()
+        for attr, key in cls._FIELDS.items():
+            if key in data and data[key] is not None:
+                setattr(status, attr, data[key])
+        if status.phase is not None:
+            status.phase = Phase(status.phase)
+        if status.pvc_owners is not None:
+            status.pvc_owners = [Owner.from_dict(o) for o in status.pvc_owners]
+        status.conditions = list(status.conditions or [])
+        return status
+
+
+@dataclasses.dataclass
+class PVCRestore:
+    """A PVCRestore as read from the API: enough metadata to write it back safely, plus spec and status."""
+
+    name: str
+    namespace: str
+    spec: Spec
+    status: Status
+    uid: str = ""
+    resource_version: str = ""
+    generation: int = 0
+    creation_timestamp: str = ""
+    deletion_timestamp: str | None = None
+    finalizers: list[str] = dataclasses.field(default_factory=list)
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> PVCRestore:
+        meta = obj.get("metadata", {})
+        return cls(
+            name=meta["name"],
+            namespace=meta.get("namespace", ""),
+            spec=Spec.from_dict(obj.get("spec") or {}),
+            status=Status.from_dict(obj.get("status")),
+            uid=meta.get("uid", ""),
+            resource_version=meta.get("resourceVersion", ""),
+            generation=int(meta.get("generation", 0) or 0),
+            creation_timestamp=meta.get("creationTimestamp", ""),
+            deletion_timestamp=meta.get("deletionTimestamp"),
+            finalizers=list(meta.get("finalizers") or []),
+            labels=dict(meta.get("labels") or {}),
+            annotations=dict(meta.get("annotations") or {}),
+        )
+
+    @property
+    def phase(self) -> Phase:
+        return self.status.phase or Phase.INITIALIZE
+
+    @property
+    def finished(self) -> bool:
+        return self.status.phase == Phase.FINISHED
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def owner_reference(self, *, controller: bool = True) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": KIND,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": controller,
+        }
+
+
+def manifest(name: str, namespace: str, spec: Spec, *, labels: dict[str, str] | None = None,
+             annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """The body that creates a PVCRestore."""
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labels:
+        meta["labels"] = labels
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec.to_dict()}

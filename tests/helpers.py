@@ -1,0 +1,158 @@
+"""Test helpers: a synchronous facade over the async Kube layer, and builders for PVCs, workloads and volsync
+objects in a test's namespace."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+from kubectl_pvc_restore import kube as k
+from devtools import mover_simulator
+
+
+class SyncKube:
+    """Runs ``Kube`` coroutines on the session's event loop thread (an anyio blocking portal)."""
+
+    def __init__(self, portal: Any, kube: k.Kube) -> None:
+        self.portal = portal
+        self.kube = kube
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        attr = getattr(self.kube, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.portal.call(lambda: attr(*args, **kwargs))
+
+        return call
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.2,
+             message: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy and return it; fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
+
+
+class Cluster:
+    """Builders bound to one test's namespace."""
+
+    def __init__(self, kube: SyncKube, namespace: str) -> None:
+        self.kube = kube
+        self.ns = namespace
+
+    # -- storage --------------------------------------------------------------------------------------------
+
+    def pvc(self, name: str, *, size: str = "1Gi") -> dict[str, Any]:
+        """A PVC bound (by kube-controller-manager's binder) to a static hostPath PV made for it."""
+        pv_name = f"{self.ns}-{name}"[:253]
+        self.kube.create(k.PVS, {
+            "apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": pv_name, "labels": {"test-namespace": self.ns}},
+            "spec": {
+                "capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                "hostPath": {"path": f"/tmp/pv/{pv_name}"},
+                "claimRef": {"namespace": self.ns, "name": name},
+            },
+        })
+        return self.kube.create(k.PVCS, {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": pv_name,
+                     "resources": {"requests": {"storage": size}}},
+        }, self.ns)
+
+    def wait_bound(self, name: str) -> None:
+        wait_for(lambda: self.kube.get(k.PVCS, name, self.ns).get("status", {}).get("phase") == "Bound",
+                 message=f"PVC {name} to be Bound")
+
+    # -- workloads -------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def pod_template(app: str, pvc: str | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "containers": [{"name": "app", "image": "registry.example/app:1"}],
+            "terminationGracePeriodSeconds": 1,
+        }
+        if pvc:
+            spec["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": pvc}}]
+            spec["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data"}]
+        return {"metadata": {"labels": {"app": app}}, "spec": spec}
+
+    def deployment(self, name: str, *, replicas: int, pvc: str | None) -> dict[str, Any]:
+        return self.kube.create(k.DEPLOYMENTS, {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": self.ns},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": self.pod_template(name, pvc)},
+        }, self.ns)
+
+    def statefulset(self, name: str, *, replicas: int, pvc: str | None) -> dict[str, Any]:
+        return self.kube.create(k.STATEFULSETS, {
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": name, "namespace": self.ns},
+            "spec": {"replicas": replicas, "serviceName": name, "podManagementPolicy": "Parallel",
+                     "selector": {"matchLabels": {"app": name}}, "template": self.pod_template(name, pvc)},
+        }, self.ns)
+
+    def pods(self, *, pvc: str | None = None, running_only: bool = False) -> list[dict[str, Any]]:
+        pods = self.kube.list(k.PODS, self.ns)
+        if pvc is not None:
+            pods = [p for p in pods if any((v.get("persistentVolumeClaim") or {}).get("claimName") == pvc
+                                           for v in p["spec"].get("volumes") or [])]
+        if running_only:
+            pods = [p for p in pods if p.get("status", {}).get("phase") == "Running"
+                    and not p["metadata"].get("deletionTimestamp")]
+        return pods
+
+    def wait_running(self, count: int, *, pvc: str | None = None, timeout: float = 90.0) -> list[dict[str, Any]]:
+        return wait_for(lambda: (lambda ps: ps if len(ps) == count else None)(self.pods(pvc=pvc, running_only=True)),
+                        timeout=timeout, message=f"{count} running pods")
+
+    def replicas(self, res: k.Resource, name: str) -> int:
+        return int(self.kube.get(res, name, self.ns)["spec"].get("replicas", 0))
+
+    # -- volsync ---------------------------------------------------------------------------------------------
+
+    def replication_source(self, name: str, pvc: str, *, mover: str = "restic",
+                           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        section: dict[str, Any]
+        if mover == "restic":
+            section = {"repository": f"{name}-restic", "copyMethod": "Direct", "retain": {"daily": 7},
+                       "moverSecurityContext": {"runAsUser": 1000, "fsGroup": 1000},
+                       "cacheCapacity": "1Gi"}
+        elif mover == "rclone":
+            section = {"rcloneConfig": f"{name}-rclone", "rcloneConfigSection": "remote",
+                       "rcloneDestPath": f"bucket/{name}", "copyMethod": "Direct"}
+        else:
+            section = {"copyMethod": "Direct"}
+        section.update(extra or {})
+        return self.kube.create(k.REPLICATION_SOURCES, {
+            "apiVersion": "volsync.backube/v1alpha1", "kind": "ReplicationSource",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {"sourcePVC": pvc, "trigger": {"schedule": "0 * * * *"}, mover: section},
+        }, self.ns)
+
+    def simulate(self, *, snapshots: dict[str, list[dict[str, str]]] | None = None,
+                 result: str = "Successful", delay: float = 0.5) -> None:
+        """Configure the mover simulator for this namespace."""
+        body = {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": mover_simulator.CONFIG, "namespace": self.ns},
+                "data": {"snapshots": json.dumps(snapshots or {}),
+                         "behaviour": json.dumps({"result": result, "delaySeconds": delay})}}
+        if self.kube.get_or_none(k.CONFIGMAPS, mover_simulator.CONFIG, self.ns):
+            self.kube.replace(k.CONFIGMAPS, body)
+        else:
+            self.kube.create(k.CONFIGMAPS, body, self.ns)
+
+    def simulator_record(self, destination: str) -> dict[str, Any] | None:
+        cm = self.kube.get_or_none(k.CONFIGMAPS, mover_simulator.RECORD, self.ns)
+        raw = ((cm or {}).get("data") or {}).get(destination)
+        return json.loads(raw) if raw else None
