@@ -60,9 +60,12 @@ class ControlPlane:
 
     def kubectl(self, *args: str, check: bool = True, capture: bool = True,
                 input: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
-                              env=self.env(), check=check, text=True, input=input,
+        proc = subprocess.run([str(self.bin / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+                              env=self.env(), text=True, input=input,
                               stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None)
+        if check and proc.returncode:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr or ''}")
+        return proc
 
     def start(self) -> Path:
         """Start (replacing any leftover cluster of the same name); returns the kubeconfig path."""
@@ -93,8 +96,8 @@ class ControlPlane:
         args = ["apply", "--server-side", "--force-conflicts"]
         for f in files:
             args += ["-f", str(f)]
-        self.kubectl(*args)
-        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        applied = self.kubectl(*args, "-o", "name").stdout.split()
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", *applied)
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Nodes Ready and the default ServiceAccount present (so pods can be created)."""

@@ -21,6 +21,8 @@ FINALIZER = f"{GROUP}/finalizer"
 #: Label put on every object the project creates.
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "pvc-restore"
+#: Label on a PVCRestore naming its PVC (when the name fits a label value).
+PVC_LABEL = f"{GROUP}/pvc"
 #: Label on a ReplicationDestination naming the PVCRestore it belongs to.
 RESTORE_LABEL = f"{GROUP}/restore"
 

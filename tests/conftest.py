@@ -76,3 +76,57 @@ def cluster(kube, namespace, mover_simulator) -> Cluster:
     wait_for(lambda: kube.get_or_none(k.Resource("v1", "ServiceAccount", "serviceaccounts"), "default", namespace),
              message="the namespace's default ServiceAccount")
     return Cluster(kube, namespace)
+
+
+@pytest.fixture
+def controller(portal, kube, namespace):
+    """Start an in-process controller scoped to the test's namespace: ``controller(restore_timeout=2)``."""
+    import asyncio
+
+    from controller.loop import Controller
+    from controller.settings import Settings
+
+    running = []
+
+    def start(**overrides):
+        options = dict(namespace=namespace, poll_interval=0.2, restore_timeout=30.0, scale_down_timeout=60.0,
+                       lock_stale_after=300.0)
+        options.update(overrides)
+        ctl = Controller(kube.kube, Settings(**options))
+        stop = asyncio.Event()
+        running.append((stop, portal.start_task_soon(ctl.run, stop)))
+        return ctl
+
+    yield start
+    for stop, future in running:
+        portal.call(stop.set)
+        future.result(timeout=60)
+
+
+@pytest.fixture
+def controller_process(kubeconfig, namespace, tmp_path):
+    """Start the real ``pvc-restore-controller`` as a subprocess (for crash tests)."""
+    import subprocess
+
+    procs = []
+
+    def start(*, crash_at: str | None = None, extra: tuple[str, ...] = ()):
+        env = dict(os.environ)
+        env.pop("PVC_RESTORE_CRASH_AT", None)
+        if crash_at:
+            env["PVC_RESTORE_CRASH_AT"] = crash_at
+        log = open(tmp_path / f"controller-{len(procs)}.log", "w")
+        proc = subprocess.Popen([sys.executable, "-m", "controller", "--kubeconfig", kubeconfig,
+                                 "--namespace", namespace, "--poll-interval", "0.2", *extra],
+                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

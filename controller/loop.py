@@ -1,0 +1,109 @@
+"""The poll loop. Each poll makes a constant number of LIST calls, whatever the number of PVCs:
+
+1. PVCs, metadata only (the annotation is all the trigger needs);
+2. lock ConfigMaps, by label;
+3. PVCRestores.
+
+Annotated PVCs become PVCRestores; stale locks are deleted; and every PVCRestore that is not Finished gets a
+reconcile task. Tasks run concurrently (bounded by ``workers``) and a poll never waits for them, so one slow restore
+never delays another; a restore whose previous task is still running is skipped until it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from kubectl_pvc_restore import kube as k
+from kubectl_pvc_restore import locks
+from kubectl_pvc_restore.model import FINALIZER, PVCRestore
+
+from . import phases
+from .lock_cleanup import clean_locks
+from .settings import Settings
+from .triggers import Triggers, wants_restore
+
+log = logging.getLogger("pvc-restore.loop")
+
+
+class Controller:
+    def __init__(self, kube: k.Kube, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.triggers = Triggers(kube)
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.workers = asyncio.Semaphore(settings.workers)
+        self.polls = 0
+
+    def _needs_work(self, obj: dict[str, Any]) -> bool:
+        r = PVCRestore.from_dict(obj)
+        return not r.finished or FINALIZER in r.finalizers
+
+    async def poll(self) -> None:
+        ns = self.settings.namespace
+        pvcs = await self.kube.list(k.PVCS, ns, metadata_only=True)
+        lock_objs = await self.kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
+        restores = await self.kube.list(k.PVC_RESTORES, ns)
+        self.polls += 1
+
+        names = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in restores}
+        for pvc in pvcs:
+            if wants_restore(pvc):
+                meta = pvc["metadata"]
+                taken = {name for (n, name) in names if n == meta["namespace"]}
+                try:
+                    created = await self.triggers.handle(pvc, taken)
+                except k.KubeError as exc:
+                    log.warning("PVC %s/%s: annotation not handled yet: %s", meta["namespace"], meta["name"], exc)
+                    continue
+                if created is not None:
+                    restores.append(created)
+                    names.add((meta["namespace"], created["metadata"]["name"]))
+
+        by_key = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in restores}
+        await clean_locks(self.kube, lock_objs, by_key, stale_after=self.settings.lock_stale_after)
+
+        models = [PVCRestore.from_dict(r) for r in restores]
+        for obj, model in zip(restores, models):
+            if not self._needs_work(obj):
+                continue
+            task = self.tasks.get(model.uid)
+            if task is not None and not task.done():
+                continue
+            siblings = [m for m in models if m.namespace == model.namespace and m.spec.pvc == model.spec.pvc]
+            self.tasks[model.uid] = asyncio.create_task(self._reconcile(obj, siblings), name=model.key)
+        live = {m.uid for m in models}
+        for uid in [u for u, t in self.tasks.items() if t.done() and u not in live]:
+            del self.tasks[uid]
+
+    async def _reconcile(self, obj: dict[str, Any], siblings: list[PVCRestore]) -> None:
+        async with self.workers:
+            run = phases.Run(self.kube, self.settings, obj, siblings)
+            try:
+                await phases.reconcile(run)
+            except k.Conflict:
+                log.debug("%s changed while reconciling; retrying on the next poll", run.r.key)
+            except k.KubeError as exc:
+                log.warning("%s: %s (retrying on the next poll)", run.r.key, exc)
+            except Exception:  # a bug must not stop the other restores
+                log.exception("%s: unexpected error (retrying on the next poll)", run.r.key)
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self.poll()
+            except k.KubeError as exc:
+                log.warning("poll failed: %s", exc)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval)
+            except asyncio.TimeoutError:
+                pass
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Let in-flight reconciles finish their current step (each is bounded by HTTP timeouts)."""
+        pending = [t for t in self.tasks.values() if not t.done()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)

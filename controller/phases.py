@@ -1,0 +1,365 @@
+"""The PVCRestore phase machine.
+
+    Initialize -> ScaleDown -> Restore -> Finalize -> Finished
+         \\____________\\___________\\______/   (any failure, or deletion, goes to Finalize)
+
+``PHASES`` below is the one place to read the workflow. Each handler reads a fresh view of what it acts on, writes
+its intent into the PVCRestore's status (guarded by resourceVersion) *before* acting, then acts; so any handler can
+be repeated after a crash. A handler returns the next phase, or None to wait for the next poll. Phases that need no
+waiting run back to back in one reconcile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Awaitable, Callable
+
+from kubectl_pvc_restore import kube as k
+from kubectl_pvc_restore import locks, plan, volsync
+from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, PVCRestore, Phase, Status, format_time, now,
+                                       parse_time)
+from kubectl_pvc_restore.selector import Selector
+
+from .faults import crashpoint
+from .settings import Settings
+
+log = logging.getLogger("pvc-restore.phases")
+
+
+class Failed(Exception):
+    """The restore cannot succeed; the message is for the user (it becomes status.error)."""
+
+
+class Run:
+    """One reconcile of one PVCRestore: the object as last read or written, and the means to change it."""
+
+    def __init__(self, kube: k.Kube, settings: Settings, obj: dict[str, Any],
+                 siblings: list[PVCRestore] | None = None) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.obj = obj
+        self.r = PVCRestore.from_dict(obj)
+        self.siblings = siblings or []
+
+    @property
+    def status(self) -> Status:
+        return self.r.status
+
+    @property
+    def ns(self) -> str:
+        return self.r.namespace
+
+    @property
+    def selector(self) -> Selector:
+        return Selector(previous=self.r.spec.previous or None, restore_as_of=self.r.spec.restore_as_of)
+
+    def _adopt(self, obj: dict[str, Any]) -> None:
+        """Take the object the API returned; the Status instance keeps its identity so that handlers holding
+        ``run.status`` keep writing to the live one."""
+        status = self.r.status
+        self.obj = obj
+        self.r = PVCRestore.from_dict(obj)
+        vars(status).update(vars(self.r.status))
+        self.r.status = status
+
+    async def save(self) -> None:
+        """Replace the status (PUT on the status subresource, so unset fields are stored as null), conditional on
+        the resourceVersion we read: a concurrent writer gets a Conflict."""
+        self.status.observed_generation = self.r.generation
+        self.status.last_reconciled_time = format_time(now())
+        obj = await self.kube.replace(k.PVC_RESTORES, {**self.obj, "status": self.status.to_dict()},
+                                      subresource="status")
+        self._adopt(obj)
+
+    async def wait(self, message: str, **fields: Any) -> None:
+        """Stay in this phase; record why (only when that changed, so a waiting restore costs no writes)."""
+        changed = self.status.message != message
+        for name, value in fields.items():
+            changed |= getattr(self.status, name) != value
+            setattr(self.status, name, value)
+        if changed:
+            self.status.message = message
+            await self.save()
+
+    async def set_finalizers(self, finalizers: list[str]) -> None:
+        obj = await self.kube.patch(k.PVC_RESTORES, self.r.name, self.ns, {
+            "metadata": {"resourceVersion": self.r.resource_version, "finalizers": finalizers or None}})
+        self._adopt(obj)
+
+    async def event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        await self.kube.event({**self.obj, "apiVersion": API_VERSION, "kind": KIND}, reason, message,
+                              type_="Warning" if warning else "Normal")
+
+    def phase_age(self) -> float:
+        started = parse_time(self.status.phase_start_time) or now()
+        return (now() - started).total_seconds()
+
+
+def _ready_condition(status: Status, reason: str, message: str, value: str) -> None:
+    stamp = format_time(now())
+    previous = next((c for c in status.conditions if c.get("type") == "Ready"), None)
+    if previous and previous.get("status") == value:
+        stamp = previous.get("lastTransitionTime", stamp)
+    status.conditions = [c for c in status.conditions if c.get("type") != "Ready"] + [{
+        "type": "Ready", "status": value, "reason": reason, "message": message[:32000],
+        "lastTransitionTime": stamp,
+    }]
+
+
+async def enter(run: Run, phase: Phase, message: str) -> None:
+    """Move to ``phase`` (one status write), then record an Event."""
+    status = run.status
+    status.phase = phase
+    status.phase_start_time = format_time(now())
+    status.message = message
+    if phase == Phase.FINISHED:
+        status.completion_time = status.phase_start_time
+        if status.error:
+            _ready_condition(status, "Failed", status.error, "False")
+        else:
+            _ready_condition(status, "Succeeded", message, "True")
+    else:
+        _ready_condition(status, phase.value, message, "False")
+    await run.save()
+    crashpoint(f"enter:{phase.value}")
+    log.info("%s: %s: %s", run.r.key, phase.value, message)
+    failed = phase == Phase.FINISHED and bool(status.error)
+    await run.event("Failed" if failed else phase.value, status.error if failed else message, warning=failed)
+
+
+async def fail(run: Run, error: str) -> None:
+    log.warning("%s failed in %s: %s", run.r.key, run.r.phase.value, error)
+    await run.event("RestoreFailed", error, warning=True)
+    run.status.error = error
+    await enter(run, Phase.FINALIZE, "cleaning up after an error: scaling workloads back")
+
+
+# -- Initialize ---------------------------------------------------------------------------------------------------
+
+async def initialize(run: Run) -> Phase | None:
+    r = run.r
+    if await run.kube.get_or_none(k.PVCS, r.spec.pvc, run.ns) is None:
+        raise Failed(f"PersistentVolumeClaim {r.spec.pvc} not found in namespace {run.ns}")
+    if FINALIZER not in r.finalizers:
+        await run.set_finalizers(r.finalizers + [FINALIZER])
+    if not run.status.start_time:
+        run.status.start_time = format_time(now())
+        await run.save()
+
+    # Restores of one PVC run one at a time, in creation order.
+    older = sorted((s for s in run.siblings
+                    if s.spec.pvc == r.spec.pvc and s.uid != r.uid and not s.finished
+                    and (s.creation_timestamp, s.name) < (r.creation_timestamp, r.name)),
+                   key=lambda s: (s.creation_timestamp, s.name))
+    if older:
+        await run.wait(f"waiting for PVCRestore {older[0].name}, created earlier, to finish", lock_holder=older[0].name)
+        return None
+
+    lock = locks.lock_manifest(run.ns, r.spec.pvc, r.name, r.uid, now())
+    try:
+        await run.kube.create(k.CONFIGMAPS, lock, run.ns)
+    except k.AlreadyExists:
+        existing = await run.kube.get_or_none(k.CONFIGMAPS, lock["metadata"]["name"], run.ns)
+        if existing is None:
+            return None  # released just now: try again next poll
+        holder, holder_uid = locks.holder_of(existing)
+        if holder_uid != r.uid:
+            await run.wait(f"PVC {r.spec.pvc} is locked by PVCRestore {holder or '(unknown)'} "
+                           f"(ConfigMap {lock['metadata']['name']})", lock_holder=holder or None)
+            return None
+    run.status.lock_holder = None
+    return Phase.SCALE_DOWN
+
+
+# -- ScaleDown ----------------------------------------------------------------------------------------------------
+
+async def scale_down(run: Run) -> Phase | None:
+    status, ns, pvc = run.status, run.ns, run.r.spec.pvc
+    if status.replication_source is None:
+        try:
+            source = await plan.find_source(run.kube, ns, pvc)
+            volsync.check_restorable(source, run.selector)
+        except (plan.SourceError, volsync.VolsyncError) as exc:
+            raise Failed(str(exc)) from None
+        status.replication_source = source["metadata"]["name"]
+        status.replication_source_paused = bool((source.get("spec") or {}).get("paused", False))
+        await run.save()  # intent: which source, and its paused value to put back
+
+    workloads = await plan.plan_workloads(run.kube, ns, pvc)
+    if workloads.problems:
+        raise Failed("cannot scale down what mounts the PVC: " + "; ".join(workloads.problems))
+    recorded = list(status.pvc_owners or [])
+    known = {(o.api_version, o.kind, o.name) for o in recorded}
+    new = [o for o in workloads.owners if (o.api_version, o.kind, o.name) not in known]
+    if status.pvc_owners is None or new:
+        status.pvc_owners = recorded + new
+        await run.save()  # intent: the replicas to scale back to, written before anything is scaled
+        crashpoint("recorded-owners")
+
+    source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
+    if source is None:
+        raise Failed(f"ReplicationSource {status.replication_source} was deleted during the restore")
+    if not (source.get("spec") or {}).get("paused"):
+        await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, volsync.set_paused(source, True))
+
+    for owner in status.pvc_owners:
+        res = await run.kube.resource_for(owner.api_version, owner.kind)
+        if res is None:
+            raise Failed(f"{owner.kind} {owner.name} has no /scale subresource")
+        await run.kube.set_scale(res, owner.name, ns, 0)
+        crashpoint(f"scaled-down:{owner.name}")
+
+    remaining = await plan.pods_mounting(run.kube, ns, pvc)
+    if remaining:
+        if run.phase_age() > run.settings.scale_down_timeout:
+            raise Failed(f"timed out after {run.settings.scale_down_timeout:g}s waiting for pods to stop: "
+                         + ", ".join(sorted(p["metadata"]["name"] for p in remaining)))
+        names = ", ".join(sorted(p["metadata"]["name"] for p in remaining))
+        await run.wait(f"waiting for {len(remaining)} pod(s) that mount the PVC to stop: {names}")
+        return None
+    return Phase.RESTORE
+
+
+# -- Restore ------------------------------------------------------------------------------------------------------
+
+async def restore(run: Run) -> Phase | None:
+    status, ns, r = run.status, run.ns, run.r
+    if status.trigger is None or status.replication_destination is None:
+        status.trigger = f"pvc-restore-{r.uid}"
+        status.replication_destination = volsync.destination_name(r.name)
+        await run.save()  # intent: the destination's name and the trigger that marks our sync
+
+    destination = await run.kube.get_or_none(k.REPLICATION_DESTINATIONS, status.replication_destination, ns)
+    if destination is None:
+        source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
+        if source is None:
+            raise Failed(f"ReplicationSource {status.replication_source} was deleted during the restore")
+        try:
+            body = volsync.destination_manifest(
+                source, restore_name=r.name, namespace=ns, pvc=r.spec.pvc, selector=run.selector,
+                trigger=status.trigger, owner_reference=r.owner_reference(),
+                cache_storage_class=run.settings.cache_storage_class)
+        except volsync.VolsyncError as exc:
+            raise Failed(str(exc)) from None
+        try:
+            destination = await run.kube.create(k.REPLICATION_DESTINATIONS, body, ns)
+            crashpoint("created-destination")
+        except k.AlreadyExists:
+            return None  # created concurrently; read it next poll
+        await run.event("DestinationCreated", f"created ReplicationDestination {status.replication_destination}")
+    elif not any(ref.get("uid") == r.uid for ref in destination["metadata"].get("ownerReferences") or []):
+        status.replication_destination = None  # not ours: Finalize must not delete it
+        raise Failed(f"ReplicationDestination {destination['metadata']['name']} already exists and does not "
+                     "belong to this restore")
+
+    result = volsync.outcome(destination, status.trigger)
+    if result.done:
+        status.restored_snapshot = result.snapshot
+        if result.error:
+            raise Failed(result.error)
+        return Phase.FINALIZE
+    if run.phase_age() > run.settings.restore_timeout:
+        raise Failed(f"timed out after {run.settings.restore_timeout:g}s waiting for the volsync mover "
+                     f"(ReplicationDestination {status.replication_destination})")
+    await run.wait(f"waiting for the volsync mover (ReplicationDestination {status.replication_destination})")
+    return None
+
+
+# -- Finalize -----------------------------------------------------------------------------------------------------
+
+async def finalize(run: Run) -> Phase | None:
+    """Undo everything, in an order that is safe to repeat; transient API errors retry on the next poll, so a
+    restore never reaches Finished with a workload left scaled down."""
+    status, ns, r = run.status, run.ns, run.r
+    notes: list[str] = []
+    if status.replication_destination:
+        # Deleting the destination stops volsync (its mover Job goes with it). With copyMethod Direct the mover pod
+        # mounts the PVC: give it time to stop before the workloads come back, but never wait forever for it.
+        await run.kube.delete(k.REPLICATION_DESTINATIONS, status.replication_destination, ns)
+        movers = [p["metadata"]["name"] for p in await plan.pods_mounting(run.kube, ns, r.spec.pvc)
+                  if any(ref.get("kind") == "Job" and ref.get("name", "").startswith("volsync-dst-")
+                         for ref in p["metadata"].get("ownerReferences") or [])]
+        if movers and run.phase_age() < run.settings.scale_down_timeout:
+            await run.wait(f"waiting for the volsync mover pod(s) to stop: {', '.join(sorted(movers))}")
+            return None
+    for owner in status.pvc_owners or []:
+        res = await run.kube.resource_for(owner.api_version, owner.kind)
+        try:
+            if res is None:
+                raise k.NotFound(owner.ref)
+            await run.kube.set_scale(res, owner.name, ns, owner.replicas)
+            crashpoint(f"scaled-up:{owner.name}")
+        except k.NotFound:
+            notes.append(f"{owner.ref} no longer exists")
+    if status.replication_source and status.replication_source_paused is not None:
+        source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
+        if source is None:
+            notes.append(f"ReplicationSource {status.replication_source} no longer exists")
+        elif bool((source.get("spec") or {}).get("paused", False)) != status.replication_source_paused:
+            await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns,
+                                 volsync.set_paused(source, status.replication_source_paused))
+    await release_lock(run)
+    if notes:
+        status.message = "; ".join(notes)
+    return Phase.FINISHED
+
+
+async def release_lock(run: Run) -> None:
+    name = locks.lock_name(run.r.spec.pvc)
+    lock = await run.kube.get_or_none(k.CONFIGMAPS, name, run.ns)
+    if lock is not None and locks.holder_of(lock)[1] == run.r.uid:
+        try:
+            await run.kube.delete(k.CONFIGMAPS, name, run.ns, uid=lock["metadata"]["uid"])
+        except k.Conflict:
+            pass  # replaced by another holder meanwhile: not ours any more
+
+
+Handler = Callable[[Run], Awaitable["Phase | None"]]
+
+#: The workflow. Finished has no handler: it is terminal.
+PHASES: dict[Phase, Handler] = {
+    Phase.INITIALIZE: initialize,
+    Phase.SCALE_DOWN: scale_down,
+    Phase.RESTORE: restore,
+    Phase.FINALIZE: finalize,
+}
+
+MESSAGES = {
+    Phase.SCALE_DOWN: "lock acquired; scaling down the workloads that mount the PVC",
+    Phase.RESTORE: "no pod mounts the PVC; restoring with volsync",
+    Phase.FINALIZE: "restore complete; scaling workloads back",
+    Phase.FINISHED: "finished",
+}
+
+#: API errors that will not go away by retrying: they fail the restore (outside Finalize, which always retries).
+PERMANENT = (k.Forbidden, k.Invalid)
+
+
+async def reconcile(run: Run) -> None:
+    """Advance one PVCRestore as far as it can go without waiting."""
+    for _ in range(len(PHASES) + 2):
+        phase = run.r.phase
+        if phase == Phase.FINISHED:
+            if FINALIZER in run.r.finalizers:
+                await run.set_finalizers([f for f in run.r.finalizers if f != FINALIZER])
+            return
+        if run.status.phase is None:
+            await enter(run, Phase.INITIALIZE, "starting")
+        if run.r.deletion_timestamp and phase != Phase.FINALIZE:
+            await fail(run, "the PVCRestore was deleted before it finished")
+            continue
+        try:
+            next_phase = await PHASES[phase](run)
+        except Failed as exc:
+            await fail(run, str(exc))
+            continue
+        except PERMANENT as exc:
+            if phase == Phase.FINALIZE:
+                raise
+            await fail(run, str(exc))
+            continue
+        if next_phase is None:
+            return
+        await enter(run, next_phase, MESSAGES[next_phase] if not (next_phase == Phase.FINISHED and run.status.error)
+                    else "finished with an error; workloads scaled back")
