@@ -151,7 +151,8 @@ class MoverSimulator:
         await self.record(ns, name, {"trigger": trigger, "result": result, "snapshot": snapshot,
                                      "section": section, "previous": mover_spec.get("previous"),
                                      "restoreAsOf": mover_spec.get("restoreAsOf"),
-                                     "podsMountingPVC": start_entry.get("podsMountingPVC", [])})
+                                     "podsMountingPVC": start_entry.get("podsMountingPVC", []),
+                                     "startedAt": self.started[key].isoformat(), "finishedAt": finished.isoformat()})
         del self.started[key]
         log.info("sync of %s/%s finished: %s, snapshot %s", ns, name, result, snapshot)
 

@@ -57,7 +57,8 @@ def wait_phase(cluster: Cluster, name: str, phase: str, timeout: float = 60.0) -
         cluster.kube.get(k.PVC_RESTORES, name, cluster.ns)), timeout=timeout, message=f"{name} to reach {phase}")
 
 
-def assert_cleaned_up(cluster: Cluster, *, deployment: int = 3, statefulset: int = 2, paused: bool = False) -> None:
+def assert_cleaned_up(cluster: Cluster, *, deployment: int = 3, statefulset: int = 2, paused: bool = False,
+                      other_pods: int = 0) -> None:
     """Everything back as before: replicas, pods running, source not paused, no destination, no lock."""
     if deployment:
         assert cluster.replicas(k.DEPLOYMENTS, "web") == deployment
@@ -68,4 +69,4 @@ def assert_cleaned_up(cluster: Cluster, *, deployment: int = 3, statefulset: int
     for source in cluster.kube.list(k.REPLICATION_SOURCES, cluster.ns):
         assert bool(source["spec"].get("paused", False)) is paused
     if deployment or statefulset:
-        cluster.wait_running(deployment + statefulset, pvc=PVC)
+        cluster.wait_running(deployment + statefulset + other_pods, pvc=PVC)
