@@ -141,12 +141,12 @@ class Cluster:
         }, self.ns)
 
     def simulate(self, *, snapshots: dict[str, list[dict[str, str]]] | None = None,
-                 result: str = "Successful", delay: float = 0.5) -> None:
+                 result: str = "Successful", delay: float = 0.5, pvcs: dict[str, dict] | None = None) -> None:
         """Configure the mover simulator for this namespace."""
         body = {"apiVersion": "v1", "kind": "ConfigMap",
                 "metadata": {"name": mover_simulator.CONFIG, "namespace": self.ns},
                 "data": {"snapshots": json.dumps(snapshots or {}),
-                         "behaviour": json.dumps({"result": result, "delaySeconds": delay})}}
+                         "behaviour": json.dumps({"result": result, "delaySeconds": delay, "pvcs": pvcs or {}})}}
         if self.kube.get_or_none(k.CONFIGMAPS, mover_simulator.CONFIG, self.ns):
             self.kube.replace(k.CONFIGMAPS, body)
         else:

@@ -21,7 +21,8 @@ REPOSITORY = f"{SOURCE}-restic"
 
 
 def setup(cluster: Cluster, *, deployment: int = 3, statefulset: int = 2, source: bool = True,
-          snapshots: list[dict[str, str]] | None = None, result: str = "Successful", delay: float = 0.5) -> None:
+          snapshots: list[dict[str, str]] | None = None, result: str = "Successful", delay: float = 0.5,
+          pvcs: dict | None = None) -> None:
     cluster.pvc(PVC)
     if deployment:
         cluster.deployment("web", replicas=deployment, pvc=PVC)
@@ -30,7 +31,7 @@ def setup(cluster: Cluster, *, deployment: int = 3, statefulset: int = 2, source
     if source:
         cluster.replication_source(SOURCE, PVC)
     cluster.simulate(snapshots={REPOSITORY: SNAPSHOTS if snapshots is None else snapshots}, result=result,
-                     delay=delay)
+                     delay=delay, pvcs=pvcs)
     if deployment or statefulset:
         cluster.wait_running(deployment + statefulset, pvc=PVC)
 

@@ -1,0 +1,81 @@
+"""Unit tests: parsing the restore annotation and the CLI's --as-of."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, strategies as st
+
+from kubectl_pvc_restore.selector import MAX_PREVIOUS, Selector, SelectorError, parse_annotation, parse_as_of
+
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def test_empty_is_latest():
+    assert parse_annotation("", now=NOW) == Selector()
+    assert parse_annotation("  ", now=NOW).is_latest
+    assert parse_annotation("0", now=NOW).is_latest
+
+
+@given(st.integers(min_value=1, max_value=MAX_PREVIOUS))
+def test_integers_are_previous(n):
+    assert parse_annotation(str(n), now=NOW) == Selector(previous=n)
+
+
+@given(st.integers(min_value=MAX_PREVIOUS + 1))
+def test_too_far_back_is_rejected(n):
+    with pytest.raises(SelectorError, match="too far back"):
+        parse_annotation(str(n), now=NOW)
+
+
+@given(st.datetimes(min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2025, 12, 31),
+                    timezones=st.sampled_from([dt.timezone.utc, dt.timezone(dt.timedelta(hours=5, minutes=30)),
+                                               dt.timezone(dt.timedelta(hours=-8))])))
+def test_rfc3339_round_trips_to_utc_seconds(moment):
+    selector = parse_annotation(moment.isoformat(), now=NOW)
+    parsed = dt.datetime.fromisoformat(selector.restore_as_of.replace("Z", "+00:00"))
+    assert selector.restore_as_of.endswith("Z") and selector.previous is None
+    assert parsed == moment.replace(microsecond=0)
+
+
+@pytest.mark.parametrize("value,message", [
+    ("abc", "not a snapshot selector"),
+    ("-1", "not a snapshot selector"),
+    ("1.5", "not a snapshot selector"),
+    ("+3", "not a snapshot selector"),
+    ("2024-13-45", "not an RFC3339 time"),
+    ("2024-13-45T00:00:00Z", "not a valid date"),
+    ("2024-02-30T00:00:00Z", "not a valid date"),
+    ("2024-05-01 10:00:00Z", "not an RFC3339 time"),
+    ("2024-05-01T10:00:00", "not an RFC3339 time"),
+    ("2026-06-01T00:00:00Z", "in the future"),
+])
+def test_invalid_values_explain_themselves(value, message):
+    with pytest.raises(SelectorError, match=message):
+        parse_annotation(value, now=NOW)
+
+
+@given(st.text())
+def test_any_text_parses_or_raises_selector_error(text):
+    try:
+        selector = parse_annotation(text, now=NOW)
+    except SelectorError as exc:
+        assert str(exc)
+    else:
+        assert selector.previous is None or selector.restore_as_of is None
+
+
+def test_as_of_accepts_human_forms():
+    assert parse_as_of("2 days ago", now=NOW) == NOW - dt.timedelta(days=2)
+    assert parse_as_of("2025-12-31T10:00:00Z", now=NOW) == dt.datetime(2025, 12, 31, 10, tzinfo=dt.timezone.utc)
+    assert parse_as_of("2025-12-31 10:00 +01:00", now=NOW) == dt.datetime(2025, 12, 31, 9, tzinfo=dt.timezone.utc)
+    with pytest.raises(SelectorError, match="in the future"):
+        parse_as_of("2027-01-01T00:00:00Z", now=NOW)
+    with pytest.raises(SelectorError, match="not a date and time"):
+        parse_as_of("yesterday-ish", now=NOW)
+
+
+def test_selector_rejects_both():
+    with pytest.raises(SelectorError, match="mutually exclusive"):
+        Selector(previous=1, restore_as_of="2024-01-01T00:00:00Z")
