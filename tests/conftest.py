@@ -112,7 +112,9 @@ def controller_process(kubeconfig, namespace, tmp_path):
 
     def start(*, crash_at: str | None = None, extra: tuple[str, ...] = ()):
         env = dict(os.environ)
-        env.pop("PVC_RESTORE_CRASH_AT", None)
+        for var in ("PVC_RESTORE_CRASH_AT", "KUBECONFIG", "WATCH_NAMESPACE", "POLL_INTERVAL", "RESTORE_TIMEOUT",
+                    "LOCK_TTL", "LOG_LEVEL"):
+            env.pop(var, None)
         if crash_at:
             env["PVC_RESTORE_CRASH_AT"] = crash_at
         log = open(tmp_path / f"controller-{len(procs)}.log", "w")
