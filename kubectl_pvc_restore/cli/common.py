@@ -1,0 +1,212 @@
+"""Shared CLI plumbing: kubectl-style global flags, the client, output formats, and turning errors into messages."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import difflib
+import functools
+import json
+from typing import Any, Awaitable, Callable, Iterable
+
+import click
+
+from .. import model
+
+
+@dataclasses.dataclass
+class GlobalOptions:
+    namespace: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+    request_timeout: float = 15.0
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> GlobalOptions:
+        return cls(**{f.name: options.get(f.name) for f in dataclasses.fields(cls) if options.get(f.name) is not None})
+
+    def merged(self, options: dict[str, Any]) -> GlobalOptions:
+        """Flags given after the command win over the ones given before it."""
+        return dataclasses.replace(self, **{f.name: options[f.name] for f in dataclasses.fields(self)
+                                            if options.get(f.name) is not None})
+
+
+_GLOBAL = [
+    click.option("-n", "--namespace", help="Namespace (default: the kubeconfig context's)."),
+    click.option("--context", help="Kubeconfig context to use."),
+    click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig file (default: $KUBECONFIG, "
+                 "then ~/.kube/config)."),
+    click.option("--request-timeout", type=click.FloatRange(min=0.5), help="Seconds to wait for each API call "
+                 "(default 15)."),
+]
+
+
+def global_options(func: Callable) -> Callable:
+    for option in reversed(_GLOBAL):
+        func = option(func)
+    return func
+
+
+def output_option(*choices: str) -> Callable:
+    return click.option("-o", "--output", type=click.Choice(list(choices)), help="Output format.")
+
+
+def command(func: Callable[..., Awaitable[int | None]]) -> Callable:
+    """Make an async command body a click callback: global flags, one client, errors as messages (exit 1)."""
+
+    @global_options
+    @click.pass_context
+    @functools.wraps(func)
+    def wrapper(ctx: click.Context, **options: Any) -> None:
+        opts = (ctx.obj or GlobalOptions()).merged(options)
+        for name in ("namespace", "context", "kubeconfig", "request_timeout"):
+            options.pop(name, None)
+        ctx.exit(run_async(func, opts, options))
+
+    return wrapper
+
+
+def run_async(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, options: dict[str, Any]) -> int:
+    return asyncio.run(_run(func, opts, options))
+
+
+async def _run(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, options: dict[str, Any]) -> int:
+    from .. import kube as k
+    from ..selector import SelectorError
+
+    try:
+        client = await k.Kube.connect(kubeconfig=opts.kubeconfig, context=opts.context,
+                                      namespace=opts.namespace, timeout=opts.request_timeout)
+        return await func(Client(client, opts), **options) or 0
+    except CRDMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    except k.Unreachable as exc:
+        raise click.ClickException(f"{exc}\nIs the cluster running, and is your kubeconfig/--context right?") from None
+    except k.Forbidden as exc:
+        raise click.ClickException(str(exc)) from None
+    except k.KubeError as exc:
+        raise click.ClickException(str(exc)) from None
+    except SelectorError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+class CRDMissing(Exception):
+    pass
+
+
+CRD_HINT = ("the PVCRestore CRD is not installed in this cluster; install pvc-restore with its Helm chart "
+            "(from a checkout of the project):\n"
+            "  helm install pvc-restore charts/pvc-restore -n pvc-restore --create-namespace")
+
+
+class Client:
+    """The CLI's view of the cluster: the shared Kube layer plus the lookups commands need."""
+
+    def __init__(self, kube: Any, opts: GlobalOptions) -> None:
+        self.kube = kube
+        self.opts = opts
+
+    @property
+    def namespace(self) -> str:
+        return self.opts.namespace or self.kube.namespace or "default"
+
+    async def restores(self, namespace: str | None) -> list[dict[str, Any]]:
+        from .. import kube as k
+
+        try:
+            return await self.kube.list(k.PVC_RESTORES, namespace)
+        except k.NotFound:
+            raise CRDMissing(CRD_HINT) from None
+
+    async def restore(self, name: str) -> dict[str, Any]:
+        from .. import kube as k
+
+        try:
+            return await self.kube.get(k.PVC_RESTORES, name, self.namespace)
+        except k.NotFound:
+            items = await self.restores(self.namespace)  # raises CRDMissing if that is the cause
+            raise click.ClickException(f'PVCRestore "{name}" not found in namespace {self.namespace}'
+                                       + suggest(name, [i["metadata"]["name"] for i in items])) from None
+
+    async def pvc(self, name: str) -> dict[str, Any]:
+        from .. import kube as k
+
+        pvc = await self.kube.get_or_none(k.PVCS, name, self.namespace)
+        if pvc is None:
+            names = [p["metadata"]["name"] for p in await self.kube.list(k.PVCS, self.namespace, metadata_only=True)]
+            raise click.ClickException(f'PersistentVolumeClaim "{name}" not found in namespace {self.namespace}'
+                                       + suggest(name, names))
+        return pvc
+
+
+def suggest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def age(timestamp: str | None, now: dt.datetime | None = None) -> str:
+    """kubectl's short age: 45s, 12m, 3h, 5d."""
+    when = model.parse_time(timestamp)
+    if when is None:
+        return "<unknown>"
+    seconds = int(((now or model.now()) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size * (2 if unit != "m" else 1):
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    return "\n".join("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+
+
+def dump(obj: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(obj, indent=2)
+    import yaml
+
+    return yaml.safe_dump(obj, sort_keys=False).rstrip()
+
+
+def as_list(items: list[dict[str, Any]], api_version: str = model.API_VERSION) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
+
+
+def selector_text(spec: dict[str, Any]) -> str:
+    return model.Spec.from_dict(spec or {}).describe_selector()
+
+
+def print_progress(obj: dict[str, Any], last: tuple | None) -> tuple:
+    status = obj.get("status") or {}
+    state = (status.get("phase") or "Pending", status.get("message"))
+    if state != last:
+        stamp = dt.datetime.now().strftime("%H:%M:%S")
+        click.echo(f"{stamp}  {state[0]:<10}  {state[1] or ''}")
+    return state
+
+
+async def follow(client: Client, name: str, timeout: float | None) -> int:
+    """Print phase changes until Finished; 0 on success, 1 with the error otherwise."""
+    import time
+
+    last = None
+    deadline = time.monotonic() + timeout if timeout else None
+    while True:
+        obj = await client.restore(name)
+        last = print_progress(obj, last)
+        status = obj.get("status") or {}
+        if status.get("phase") == "Finished":
+            if status.get("error"):
+                click.echo(f"Error: restore {name} failed: {status['error']}", err=True)
+                return 1
+            snapshot = status.get("restoredSnapshot")
+            click.echo(f"restore {name} succeeded" + (f" (snapshot {snapshot})" if snapshot else ""))
+            return 0
+        if deadline and time.monotonic() > deadline:
+            click.echo(f"Error: timed out waiting for {name} (phase {status.get('phase') or 'Pending'}); "
+                       "it keeps running: kubectl pvc-restore watch " + name, err=True)
+            return 1
+        await asyncio.sleep(0.5)

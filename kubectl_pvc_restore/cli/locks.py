@@ -1,0 +1,89 @@
+"""``kubectl pvc-restore locks`` and ``locks clear PVC``."""
+
+from __future__ import annotations
+
+import click
+
+from .common import Client, GlobalOptions, age, as_list, dump, global_options, output_option, table
+from .common import command as async_command
+
+
+async def _holder_state(client: Client, lock: dict) -> tuple[str, dict | None]:
+    from .. import kube as k
+    from .. import locks
+
+    holder, holder_uid = locks.holder_of(lock)
+    obj = await client.kube.get_or_none(k.PVC_RESTORES, holder, lock["metadata"]["namespace"]) if holder else None
+    if obj is None or (holder_uid and obj["metadata"].get("uid") != holder_uid):
+        return "gone", None
+    phase = (obj.get("status") or {}).get("phase") or "Pending"
+    return ("finished" if phase == "Finished" else f"active ({phase})"), obj
+
+
+class LocksGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or args[0].startswith("-") and args[0] not in ("-h", "--help"):
+            args = ["list", *args]  # bare `locks` lists
+        return super().parse_args(ctx, args)
+
+
+@click.group("locks", cls=LocksGroup, invoke_without_command=False)
+@global_options
+@click.pass_context
+def command(ctx: click.Context, **options) -> None:
+    """List restore locks (one ConfigMap pvc-restore-lock-<pvc> per PVC being restored), or clear a stale one."""
+    ctx.obj = (ctx.obj or GlobalOptions()).merged(options)
+
+
+@command.command("list")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Across all namespaces.")
+@output_option("json", "yaml")
+@async_command
+async def list_locks(client: Client, all_namespaces: bool, output: str | None) -> int:
+    """List locks with their holder, age, and whether the holder is alive."""
+    from .. import kube as k
+    from .. import locks
+
+    namespace = None if all_namespaces else client.namespace
+    items = await client.kube.list(k.CONFIGMAPS, namespace, label_selector=f"{locks.LOCK_LABEL}=true")
+    if output:
+        click.echo(dump(as_list(items), output))
+        return 0
+    if not items:
+        click.echo("No restore locks" + ("." if all_namespaces else f" in namespace {namespace}."))
+        return 0
+    rows = []
+    for lock in items:
+        state, _ = await _holder_state(client, lock)
+        data = lock.get("data") or {}
+        rows.append(([lock["metadata"]["namespace"]] if all_namespaces else []) + [
+            data.get("pvc"), lock["metadata"]["name"], data.get("holder") or "<unknown>", state,
+            age(lock["metadata"].get("creationTimestamp"))])
+    headers = (["NAMESPACE"] if all_namespaces else []) + ["PVC", "LOCK", "HOLDER", "HOLDER STATE", "AGE"]
+    click.echo(table(headers, rows))
+    return 0
+
+
+@command.command("clear")
+@click.argument("pvc")
+@click.option("--force", is_flag=True, help="Also clear a lock whose holder restore is still active (unsafe: two "
+              "restores could then run at once).")
+@async_command
+async def clear(client: Client, pvc: str, force: bool) -> int:
+    """Delete the lock of PVC. Refuses while the holder restore is active, unless --force."""
+    from .. import kube as k
+    from .. import locks
+
+    name = locks.lock_name(pvc)
+    lock = await client.kube.get_or_none(k.CONFIGMAPS, name, client.namespace)
+    if lock is None:
+        raise click.ClickException(f"PVC {pvc} has no restore lock in namespace {client.namespace}")
+    state, _ = await _holder_state(client, lock)
+    holder = locks.holder_of(lock)[0] or "<unknown>"
+    if state.startswith("active") and not force:
+        raise click.ClickException(f"lock {name} is held by PVCRestore {holder}, which is {state}; clearing it could "
+                                   "let two restores write the PVC at once. Cancel that restore instead, or use "
+                                   "--force if it is really stuck.")
+    await client.kube.delete(k.CONFIGMAPS, name, client.namespace, uid=lock["metadata"]["uid"])
+    click.echo(f"lock {name} cleared (holder {holder}, {state})")
+    return 0

@@ -1,0 +1,108 @@
+"""``kubectl pvc-restore start PVC``."""
+
+from __future__ import annotations
+
+import click
+
+from .common import Client, command, dump, follow, output_option
+
+
+@click.command("start")
+@click.argument("pvc")
+@click.option("--latest", "mode", flag_value="latest", default=True, help="Restore the latest snapshot (default).")
+@click.option("--previous", type=click.IntRange(min=0, max=10000), metavar="N",
+              help="Restore the N-th snapshot before the latest.")
+@click.option("--as-of", "as_of", metavar="TIME",
+              help='Restore the newest snapshot at or before TIME: RFC3339, "2024-01-15 10:30" (local time), '
+                   '"2024-01-15T10:30+02:00", "3 days ago".')
+@click.option("--wait", is_flag=True, help="Follow the restore until Finished; exit non-zero if it fails.")
+@click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="With --wait: give up after this.")
+@click.option("--dry-run", is_flag=True, help="Print what the restore would do and change nothing.")
+@output_option("name", "json", "yaml")
+@command
+async def command(client: Client, pvc: str, mode: str, previous: int | None, as_of: str | None, wait: bool,
+                  timeout: float | None, dry_run: bool, output: str | None) -> int:
+    """Start a restore of PVC from its volsync backup.
+
+    \b
+    Examples:
+      kubectl pvc-restore start my-data                      # latest snapshot
+      kubectl pvc-restore start my-data --previous 1 --wait  # the one before the latest, and wait
+      kubectl pvc-restore start my-data --as-of "2024-05-01 10:00" --dry-run
+    """
+    from .. import kube as k
+    from .. import model, plan, volsync
+    from ..selector import Selector, parse_as_of
+
+    if previous is not None and as_of is not None:
+        raise click.UsageError("--previous and --as-of are mutually exclusive")
+    restore_as_of = None
+    if as_of is not None:
+        resolved = parse_as_of(as_of)
+        restore_as_of = model.format_time(resolved)
+        click.echo(f"restoring as of {restore_as_of} (UTC)", err=True)
+    selector = Selector(previous=previous or None, restore_as_of=restore_as_of)
+    await client.pvc(pvc)
+    ns = client.namespace
+
+    if dry_run:
+        return await _dry_run(client, pvc, selector)
+
+    await client.restores(ns)  # a clear message if the CRD is missing
+    stamp = int(model.now().timestamp())
+    labels = {model.PVC_LABEL: pvc} if len(pvc) <= 63 else {}
+    while True:
+        body = model.manifest(f"{pvc}-{stamp}", ns, selector.spec(pvc), labels=labels,
+                              annotations={f"{model.GROUP}/created-by": "kubectl pvc-restore start"})
+        try:
+            created = await client.kube.create(k.PVC_RESTORES, body, ns)
+            break
+        except k.AlreadyExists:
+            stamp += 1
+    name = created["metadata"]["name"]
+    if output in ("json", "yaml"):
+        click.echo(dump(created, output))
+    elif output == "name":
+        click.echo(f"pvcrestore.{model.GROUP}/{name}")
+    else:
+        click.echo(name)
+    if wait:
+        return await follow(client, name, timeout)
+    return 0
+
+
+async def _dry_run(client: Client, pvc: str, selector) -> int:
+    from .. import plan, volsync
+
+    ns = client.namespace
+    problems: list[str] = []
+    try:
+        source = await plan.find_source(client.kube, ns, pvc)
+    except plan.SourceError as exc:
+        source, problems = None, [str(exc)]
+    workloads = await plan.plan_workloads(client.kube, ns, pvc)
+    problems += workloads.problems
+    click.echo(f"Dry run: restore PVC {ns}/{pvc} from the {selector.describe()} snapshot. Nothing was changed.")
+    click.echo("\nWorkloads to scale to 0 and back:")
+    for owner in workloads.owners:
+        click.echo(f"  {owner.kind} {owner.name}: {owner.replicas} replica(s)")
+    if not workloads.owners:
+        click.echo("  (none: no running pod mounts the PVC)")
+    if workloads.pods:
+        click.echo(f"Pods mounting the PVC now: {', '.join(workloads.pods)}")
+    if source is not None:
+        click.echo(f"\nReplicationSource: {source['metadata']['name']} "
+                   f"(mover {volsync.mover_of(source)}, paused during the restore)")
+        try:
+            rd = volsync.destination_manifest(source, restore_name=f"{pvc}-<time>", namespace=ns, pvc=pvc,
+                                              selector=selector, trigger="<unique>")
+            click.echo("ReplicationDestination that would be created:")
+            click.echo("  " + dump(rd, "yaml").replace("\n", "\n  "))
+        except volsync.VolsyncError as exc:
+            problems.append(str(exc))
+    if problems:
+        click.echo("\nThe restore would fail:", err=True)
+        for problem in problems:
+            click.echo(f"  - {problem}", err=True)
+        return 1
+    return 0

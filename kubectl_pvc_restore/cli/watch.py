@@ -1,0 +1,16 @@
+"""``kubectl pvc-restore watch NAME``."""
+
+from __future__ import annotations
+
+import click
+
+from .common import Client, command, follow
+
+
+@click.command("watch")
+@click.argument("name")
+@click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="Give up after this.")
+@command
+async def command(client: Client, name: str, timeout: float | None) -> int:
+    """Follow a PVCRestore until it is Finished: exit 0 on success, 1 with its error otherwise."""
+    return await follow(client, name, timeout)
