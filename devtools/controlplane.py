@@ -72,7 +72,6 @@ class ControlPlane:
         self.cache = self.cache or build()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.stop(quiet=True)
-        self.kubeconfig.unlink(missing_ok=True)
         b = self.bin
         self.kwokctl(
             "create", "cluster", "--runtime", "binary",
@@ -85,9 +84,13 @@ class ControlPlane:
             "--wait", "120s", "--quiet-pull",
             capture=True,
         )
-        self.kwokctl("scale", "node", "--replicas", str(self.nodes), capture=True)
-        self.install_crds()
-        self.wait_ready()
+        try:
+            self.kwokctl("scale", "node", "--replicas", str(self.nodes), capture=True)
+            self.install_crds()
+            self.wait_ready()
+        except BaseException:
+            self.stop(quiet=True)
+            raise
         return self.kubeconfig
 
     def install_crds(self) -> None:
@@ -113,6 +116,7 @@ class ControlPlane:
         if self.cache is None:
             self.cache = build()
         self.kwokctl("delete", "cluster", check=False, capture=quiet)
+        self.kubeconfig.unlink(missing_ok=True)
 
     def server_version(self) -> str:
         return self.kubectl("version", "-o", "yaml").stdout
