@@ -1,16 +1,24 @@
-"""``pvc-restore-controller``: flags -> Settings -> run the poll loop until SIGTERM/SIGINT."""
+"""``pvc-restore-controller``: flags -> Settings -> serve until SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import signal
+import socket
 import sys
+import time
+import uuid
 
 import click
 
 from .durations import Duration
 from .settings import Settings
+
+SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+log = logging.getLogger("pvc-restore")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -36,40 +44,123 @@ from .settings import Settings
               help="HTTP timeout of each Kubernetes API call [env API_TIMEOUT].")
 @click.option("--workers", envvar="WORKERS", type=click.IntRange(min=1), default=16, show_default=True,
               help="Restores reconciled concurrently [env WORKERS].")
+@click.option("--health-address", envvar="HEALTH_ADDRESS", default=":8081", show_default=True,
+              help="host:port for /healthz and /readyz; empty disables [env HEALTH_ADDRESS].")
+@click.option("--metrics-address", envvar="METRICS_ADDRESS", default=":8080", show_default=True,
+              help="host:port for Prometheus /metrics; empty disables [env METRICS_ADDRESS].")
+@click.option("--leader-election/--no-leader-election", envvar="LEADER_ELECTION", default=False, show_default=True,
+              help="Run several replicas; only the holder of the Lease pvc-restore-controller acts "
+                   "[env LEADER_ELECTION].")
+@click.option("--leader-election-namespace", envvar="LEADER_ELECTION_NAMESPACE", default="",
+              help="Namespace of the Lease [env LEADER_ELECTION_NAMESPACE; default: the pod's namespace].")
+@click.option("--leader-election-id", envvar="LEADER_ELECTION_ID", default="",
+              help="This replica's identity in the Lease [default: hostname_random].")
+@click.option("--lease-duration", envvar="LEASE_DURATION", type=Duration(1), default="15s", show_default=True,
+              help="How long a lease holds without renewal [env LEASE_DURATION].")
+@click.option("--renew-deadline", envvar="RENEW_DEADLINE", type=Duration(0.5), default="10s", show_default=True,
+              help="The leader steps down when it cannot renew within this [env RENEW_DEADLINE].")
+@click.option("--retry-period", envvar="RETRY_PERIOD", type=Duration(0.1), default="2s", show_default=True,
+              help="Time between lease acquire/renew attempts [env RETRY_PERIOD].")
 @click.option("--log-level", envvar="LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="[env LOG_LEVEL]")
-def main(log_level: str, **options) -> None:
+@click.option("--log-format", envvar="LOG_FORMAT", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="[env LOG_FORMAT]")
+@click.pass_context
+def main(ctx: click.Context, log_level: str, log_format: str, **options) -> None:
     """Restore PersistentVolumeClaims from volsync backups: reconciles PVCRestore resources and the
-    pvc-restore.homelab-helper.benfiola.com/restore annotation on PVCs."""
-    logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    options["namespace"] = options["namespace"] or None
-    options["cache_storage_class"] = options["cache_storage_class"] or None
-    options["kubeconfig"] = options["kubeconfig"] or None
-    settings = Settings(**options)
-    sys.exit(asyncio.run(_run(settings)))
+    pvc-restore.homelab-helper.benfiola.com/restore annotation on PVCs, by polling."""
+    from .metrics import split_address
+
+    for name in ("health_address", "metrics_address"):
+        if options[name]:
+            try:
+                split_address(options[name])
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), ctx=ctx, param_hint=f"--{name.replace('_', '-')}") from None
+    if options["leader_election"] and not (options["retry_period"] < options["renew_deadline"]
+                                           < options["lease_duration"]):
+        raise click.UsageError("leader election needs --retry-period < --renew-deadline < --lease-duration")
+    for name in ("namespace", "cache_storage_class", "kubeconfig", "leader_election_namespace", "leader_election_id",
+                 "context"):
+        options[name] = options[name] or None
+    from . import logs
+
+    logs.setup(log_level, log_format)
+    sys.exit(asyncio.run(serve(Settings(**options))))
 
 
-async def _run(settings: Settings) -> int:
+def pod_namespace(settings: Settings) -> str:
+    if settings.leader_election_namespace:
+        return settings.leader_election_namespace
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        with open(SA_NAMESPACE_FILE) as f:
+            return f.read().strip()
+    except OSError:
+        return settings.namespace or "default"
+
+
+async def serve(settings: Settings) -> int:
     from kubectl_pvc_restore import kube as k
 
+    from . import health as health_mod
+    from . import metrics
+    from .leader import LeaderElector
     from .loop import Controller
 
     try:
         kube = await k.Kube.connect(kubeconfig=settings.kubeconfig, context=settings.context,
                                     timeout=settings.api_timeout)
     except k.KubeError as exc:
-        logging.getLogger("pvc-restore").error("%s", exc)
+        log.error("%s", exc)
         return 1
+    health = health_mod.Health(stale_after=max(3 * settings.poll_interval, 3 * settings.retry_period, 30.0))
+    health.last_api_ok = time.monotonic()
+
+    def observe(method: str, status: int | None) -> None:
+        if status is not None and status < 500:
+            health.last_api_ok = time.monotonic()
+        if status is None or (status >= 400 and status != 404):
+            metrics.record_api_error(method, status)
+
+    kube.observer = observe
+    if settings.health_address:
+        health_mod.serve(settings.health_address, health)
+    if settings.metrics_address:
+        metrics.serve(settings.metrics_address)
+
+    elector = None
+    if settings.leader_election:
+        identity = settings.leader_election_id or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+        elector = LeaderElector(kube, pod_namespace(settings), identity, lease_duration=settings.lease_duration,
+                                renew_deadline=settings.renew_deadline, retry_period=settings.retry_period)
+    controller = Controller(kube, settings, health=health, elector=elector)
+    metrics.LEADER.set(0 if elector else 1)
+    if elector:
+        def on_change(leading: bool) -> None:
+            metrics.LEADER.set(1 if leading else 0)
+            if not leading:
+                controller.stop_acting()
+        elector.on_change = on_change
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    logging.getLogger("pvc-restore").info("polling every %gs (%s)", settings.poll_interval,
-                                           f"namespace {settings.namespace}" if settings.namespace else
-                                           "all namespaces")
-    await Controller(kube, settings).run(stop)
+    log.info("started: polling every %gs in %s%s", settings.poll_interval,
+             f"namespace {settings.namespace}" if settings.namespace else "all namespaces",
+             f"; leader election as {elector.identity} (lease {elector.namespace}/{elector.name})" if elector else "")
+    tasks = [asyncio.create_task(controller.run(stop))]
+    if elector:
+        def tick() -> None:
+            health.election_ok = elector.healthy
+            health.last_loop = time.monotonic() if not elector.is_leader else health.last_loop
+        tasks.append(asyncio.create_task(elector.run(stop, tick)))
+    await asyncio.gather(*tasks)
+    if elector:
+        await elector.release()
+    log.info("stopped")
     return 0
 
 

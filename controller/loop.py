@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks
 from kubectl_pvc_restore.model import FINALIZER, PVCRestore
 
-from . import phases
+from . import metrics, phases
+from .health import Health
+from .leader import LeaderElector
 from .lock_cleanup import clean_locks
 from .settings import Settings
 from .triggers import Triggers, wants_restore
@@ -28,19 +31,41 @@ log = logging.getLogger("pvc-restore.loop")
 
 
 class Controller:
-    def __init__(self, kube: k.Kube, settings: Settings) -> None:
+    def __init__(self, kube: k.Kube, settings: Settings, *, health: Health | None = None,
+                 elector: LeaderElector | None = None) -> None:
         self.kube = kube
         self.settings = settings
+        self.health = health
+        self.elector = elector
         self.triggers = Triggers(kube)
         self.tasks: dict[str, asyncio.Task] = {}
         self.workers = asyncio.Semaphore(settings.workers)
         self.polls = 0
+        #: uid -> (consecutive API failures, monotonic time before which it is not retried)
+        self.backoff: dict[str, tuple[int, float]] = {}
+
+    @property
+    def active(self) -> bool:
+        """Only the leader acts (always, without leader election)."""
+        return self.elector is None or self.elector.is_leader
+
+    def stop_acting(self) -> None:
+        """Leadership lost: cancel every reconcile in flight so nothing acts after another replica may lead."""
+        for task in self.tasks.values():
+            task.cancel()
 
     def _needs_work(self, obj: dict[str, Any]) -> bool:
         r = PVCRestore.from_dict(obj)
         return not r.finished or FINALIZER in r.finalizers
 
     async def poll(self) -> None:
+        started = time.monotonic()
+        try:
+            await self._poll()
+        finally:
+            metrics.POLL_DURATION.observe(time.monotonic() - started)
+
+    async def _poll(self) -> None:
         ns = self.settings.namespace
         pvcs = await self.kube.list(k.PVCS, ns, metadata_only=True)
         lock_objs = await self.kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
@@ -65,37 +90,54 @@ class Controller:
         await clean_locks(self.kube, lock_objs, by_key, stale_after=self.settings.lock_stale_after)
 
         models = [PVCRestore.from_dict(r) for r in restores]
+        metrics.set_in_progress([m.phase.value for m in models if not m.finished])
+        moment = time.monotonic()
         for obj, model in zip(restores, models):
             if not self._needs_work(obj):
                 continue
             task = self.tasks.get(model.uid)
             if task is not None and not task.done():
                 continue
+            if self.backoff.get(model.uid, (0, 0.0))[1] > moment:
+                continue
             siblings = [m for m in models if m.namespace == model.namespace and m.spec.pvc == model.spec.pvc]
             self.tasks[model.uid] = asyncio.create_task(self._reconcile(obj, siblings), name=model.key)
         live = {m.uid for m in models}
         for uid in [u for u, t in self.tasks.items() if t.done() and u not in live]:
             del self.tasks[uid]
+            self.backoff.pop(uid, None)
 
     async def _reconcile(self, obj: dict[str, Any], siblings: list[PVCRestore]) -> None:
         async with self.workers:
             run = phases.Run(self.kube, self.settings, obj, siblings)
             try:
                 await phases.reconcile(run)
+                self.backoff.pop(run.r.uid, None)
             except k.Conflict:
-                log.debug("%s changed while reconciling; retrying on the next poll", run.r.key)
+                log.debug("changed while reconciling; retrying on the next poll", extra=run.fields())
             except k.KubeError as exc:
-                log.warning("%s: %s (retrying on the next poll)", run.r.key, exc)
+                delay = self._back_off(run.r.uid)
+                log.warning("%s (retrying in %.1fs)", exc, delay, extra=run.fields())
             except Exception:  # a bug must not stop the other restores
-                log.exception("%s: unexpected error (retrying on the next poll)", run.r.key)
+                delay = self._back_off(run.r.uid)
+                log.exception("unexpected error (retrying in %.1fs)", delay, extra=run.fields())
+
+    def _back_off(self, uid: str) -> float:
+        count = self.backoff.get(uid, (0, 0.0))[0] + 1
+        delay = min(self.settings.poll_interval * 2 ** (count - 1), 60.0)
+        self.backoff[uid] = (count, time.monotonic() + delay)
+        return delay
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
         while not stop.is_set():
-            try:
-                await self.poll()
-            except k.KubeError as exc:
-                log.warning("poll failed: %s", exc)
+            if self.active:
+                try:
+                    await self.poll()
+                except k.KubeError as exc:
+                    log.warning("poll failed: %s", exc)
+            if self.health:
+                self.health.last_loop = time.monotonic()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval)
             except asyncio.TimeoutError:

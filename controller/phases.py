@@ -21,6 +21,7 @@ from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, PVCRestore,
                                        parse_time)
 from kubectl_pvc_restore.selector import Selector
 
+from . import metrics
 from .faults import crashpoint
 from .settings import Settings
 
@@ -91,6 +92,10 @@ class Run:
         await self.kube.event({**self.obj, "apiVersion": API_VERSION, "kind": KIND}, reason, message,
                               type_="Warning" if warning else "Normal")
 
+    def fields(self) -> dict[str, str]:
+        """Log fields naming this restore."""
+        return {"namespace": self.ns, "restore": self.r.name, "pvc": self.r.spec.pvc, "phase": self.r.phase.value}
+
     def phase_age(self) -> float:
         started = parse_time(self.status.phase_start_time) or now()
         return (now() - started).total_seconds()
@@ -110,6 +115,11 @@ def _ready_condition(status: Status, reason: str, message: str, value: str) -> N
 async def enter(run: Run, phase: Phase, message: str) -> None:
     """Move to ``phase`` (one status write), then record an Event."""
     status = run.status
+    previous = status.phase
+    if previous is None:
+        metrics.RESTORES_STARTED.inc()
+    else:
+        metrics.PHASE_DURATION.labels(phase=previous.value).observe(run.phase_age())
     status.phase = phase
     status.phase_start_time = format_time(now())
     status.message = message
@@ -123,13 +133,15 @@ async def enter(run: Run, phase: Phase, message: str) -> None:
         _ready_condition(status, phase.value, message, "False")
     await run.save()
     crashpoint(f"enter:{phase.value}")
-    log.info("%s: %s: %s", run.r.key, phase.value, message)
     failed = phase == Phase.FINISHED and bool(status.error)
+    if phase == Phase.FINISHED:
+        metrics.RESTORES_FINISHED.labels(result="failed" if failed else "succeeded").inc()
+    log.info("%s: %s", phase.value, status.error if failed else message, extra=run.fields())
     await run.event("Failed" if failed else phase.value, status.error if failed else message, warning=failed)
 
 
 async def fail(run: Run, error: str) -> None:
-    log.warning("%s failed in %s: %s", run.r.key, run.r.phase.value, error)
+    log.warning("failed: %s", error, extra=run.fields())
     await run.event("RestoreFailed", error, warning=True)
     run.status.error = error
     await enter(run, Phase.FINALIZE, "cleaning up after an error: scaling workloads back")

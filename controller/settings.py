@@ -25,3 +25,14 @@ class Settings:
     api_timeout: float = 15.0
     #: At most this many restores reconcile at the same time.
     workers: int = 16
+    #: host:port of /healthz and /readyz ("" disables).
+    health_address: str = ":8081"
+    #: host:port of /metrics ("" disables).
+    metrics_address: str = ":8080"
+    #: Only the replica holding the Lease acts.
+    leader_election: bool = False
+    leader_election_namespace: str | None = None
+    leader_election_id: str | None = None
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0

@@ -133,6 +133,9 @@ class Kube:
         self.api = api
         self.namespace = namespace or getattr(api, "namespace", None) or "default"
         self._discovered: dict[tuple[str, str], tuple[Resource | None, bool]] = {}
+        #: Called after every request with (method, HTTP status or None when there was no answer); the controller
+        #: counts API errors and tracks connectivity with it.
+        self.observer: Any = None
 
     @classmethod
     async def connect(
@@ -191,14 +194,20 @@ class Kube:
             head, _, tail = url.rpartition("/")
             async with self.api.call_api(method, version="", base=head, url=tail, raise_for_status=False,
                                          **kwargs) as response:
+                if self.observer:
+                    self.observer(method, response.status_code)
                 if response.is_error:
                     raise _error_from_response(response, what)
                 return response.json() if response.content else None
         except KubeError:
             raise
         except kr8s.ServerError as exc:  # 401/403 retries exhausted inside kr8s
+            if self.observer:
+                self.observer(method, exc.response.status_code)
             raise _error_from_response(exc.response, what) from exc
         except (httpx.TransportError, kr8s.APITimeoutError) as exc:
+            if self.observer:
+                self.observer(method, None)
             raise Unreachable(f"{what}: cannot reach the Kubernetes API server at {self.server}: "
                               f"{exc or type(exc).__name__}") from exc
 

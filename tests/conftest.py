@@ -103,6 +103,14 @@ def controller(portal, kube, namespace):
         future.result(timeout=60)
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def controller_process(kubeconfig, namespace, tmp_path):
     """Start the real ``pvc-restore-controller`` as a subprocess (for crash tests)."""
@@ -110,17 +118,23 @@ def controller_process(kubeconfig, namespace, tmp_path):
 
     procs = []
 
-    def start(*, crash_at: str | None = None, extra: tuple[str, ...] = ()):
+    def start(*, crash_at: str | None = None, extra: tuple[str, ...] = (), env_extra: dict | None = None,
+              args: tuple[str, ...] | None = None):
         env = dict(os.environ)
         for var in ("PVC_RESTORE_CRASH_AT", "KUBECONFIG", "WATCH_NAMESPACE", "POLL_INTERVAL", "RESTORE_TIMEOUT",
                     "LOCK_TTL", "LOG_LEVEL"):
             env.pop(var, None)
         if crash_at:
             env["PVC_RESTORE_CRASH_AT"] = crash_at
-        log = open(tmp_path / f"controller-{len(procs)}.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "controller", "--kubeconfig", kubeconfig,
-                                 "--namespace", namespace, "--poll-interval", "0.2", *extra],
+        env.update(env_extra or {})
+        path = tmp_path / f"controller-{len(procs)}.log"
+        log = open(path, "w")
+        if args is None:
+            args = ("--kubeconfig", kubeconfig, "--namespace", namespace, "--poll-interval", "0.2",
+                    "--health-address", f"127.0.0.1:{free_port()}", "--metrics-address", f"127.0.0.1:{free_port()}")
+        proc = subprocess.Popen([sys.executable, "-m", "controller", *args, *extra],
                                 env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+        proc.log_path = path
         procs.append(proc)
         return proc
 

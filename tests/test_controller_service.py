@@ -1,0 +1,134 @@
+"""The controller as a service, as a real subprocess on the real control plane: flags and their environment
+variables, /healthz, /readyz, /metrics, JSON logs, leader election across replicas, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.request
+
+import pytest
+
+from kubectl_pvc_restore import kube as k
+from kubectl_pvc_restore import model
+from tests import scenario as sc
+from tests.conftest import free_port
+from tests.helpers import wait_for
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            if line[len(name)] in " {":
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.parametrize("via", ["flags", "environment"])
+def test_health_metrics_and_json_logs(cluster, controller_process, kubeconfig, via):
+    sc.setup(cluster, statefulset=0, deployment=1)
+    health, metrics_port = free_port(), free_port()
+    values = {"KUBECONFIG": kubeconfig, "WATCH_NAMESPACE": cluster.ns, "POLL_INTERVAL": "200ms",
+              "HEALTH_ADDRESS": f"127.0.0.1:{health}", "METRICS_ADDRESS": f"127.0.0.1:{metrics_port}",
+              "LOG_FORMAT": "json", "LOG_LEVEL": "info", "RESTORE_TIMEOUT": "1m", "LOCK_TTL": "5m"}
+    if via == "flags":
+        args = tuple(a for name, value in values.items() for a in (f"--{FLAG[name]}", value))
+        proc = controller_process(args=args)
+    else:
+        proc = controller_process(args=(), env_extra=values)
+    wait_for(lambda: get(f"http://127.0.0.1:{health}/healthz")[0] == 200, message="/healthz")
+    assert get(f"http://127.0.0.1:{health}/readyz")[0] == 200
+    before = get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
+    assert "pvc_restore_poll_duration_seconds" in before
+    cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
+    sc.wait_finished(cluster, "r1")
+    after = wait_for(lambda: (lambda t: t if metric(t, "pvc_restore_restores_finished_total", result="succeeded")
+                              > metric(before, "pvc_restore_restores_finished_total", result="succeeded") else None)(
+        get(f"http://127.0.0.1:{metrics_port}/metrics")[1]), message="the finished counter to move")
+    assert metric(after, "pvc_restore_restores_started_total") >= 1
+    assert metric(after, "pvc_restore_phase_duration_seconds_count", phase="Restore") >= 1
+    assert metric(after, "pvc_restore_leader") == 1
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    lines = [json.loads(line) for line in proc.log_path.read_text().splitlines() if line.startswith("{")]
+    finished = [l for l in lines if l.get("restore") == "r1" and l.get("phase") == "Finished"]
+    assert finished and finished[0]["pvc"] == "data" and finished[0]["namespace"] == cluster.ns
+
+
+FLAG = {"KUBECONFIG": "kubeconfig", "WATCH_NAMESPACE": "namespace", "POLL_INTERVAL": "poll-interval",
+        "HEALTH_ADDRESS": "health-address", "METRICS_ADDRESS": "metrics-address", "LOG_FORMAT": "log-format",
+        "LOG_LEVEL": "log-level", "RESTORE_TIMEOUT": "restore-timeout", "LOCK_TTL": "lock-ttl"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--poll-interval", "soon"), "'soon' is not a duration"),
+    (("--restore-timeout", "-5m"), "is not a duration"),
+    (("--log-format", "xml"), "'xml' is not one of"),
+    (("--metrics-address", "8080"), "is not host:port"),
+    (("--leader-election", "--renew-deadline", "20s"), "--retry-period < --renew-deadline < --lease-duration"),
+])
+def test_bad_flags_exit_2_with_a_message(controller_process, args, message):
+    proc = controller_process(args=args)
+    assert proc.wait(timeout=30) == 2
+    assert message in proc.log_path.read_text()
+
+
+def leader_of(cluster, lease_ns):
+    lease = cluster.kube.get_or_none(k.LEASES, "pvc-restore-controller", lease_ns)
+    return ((lease or {}).get("spec") or {}).get("holderIdentity")
+
+
+def test_leader_election_failover_and_sigterm(cluster, controller_process, kubeconfig):
+    sc.setup(cluster, delay=4.0)
+    timing = ("--leader-election", "--leader-election-namespace", cluster.ns, "--lease-duration", "4s",
+              "--renew-deadline", "3s", "--retry-period", "0.5s")
+    procs = {f"r{i}": controller_process(extra=(*timing, "--leader-election-id", f"r{i}")) for i in range(3)}
+    leader = wait_for(lambda: leader_of(cluster, cluster.ns), message="a leader")
+    time.sleep(1.5)
+    assert leader_of(cluster, cluster.ns) == leader, "leadership must be stable"
+    cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
+    sc.wait_phase(cluster, "r1", "Restore")
+    killed_at = time.monotonic()
+    procs[leader].send_signal(signal.SIGKILL)
+    new_leader = wait_for(lambda: (lambda h: h if h and h != leader else None)(leader_of(cluster, cluster.ns)),
+                          timeout=30, message="another replica to take over")
+    took_over = time.monotonic() - killed_at
+    assert took_over < 4 + 0.5 + 2, f"took {took_over:.1f}s"
+    restore = sc.wait_finished(cluster, "r1")
+    assert restore["status"]["error"] is None
+    sc.assert_cleaned_up(cluster)
+    # Exactly one replica acted: only leaders log restore phases.
+    actors = {name for name, p in procs.items() if '"phase"' in p.log_path.read_text() or "phase=" in
+              p.log_path.read_text()}
+    assert actors <= {leader, new_leader}
+    # SIGTERM the new leader: exits 0 quickly and releases the lease; the last replica takes over at once.
+    procs[new_leader].send_signal(signal.SIGTERM)
+    assert procs[new_leader].wait(timeout=15) == 0
+    last = next(n for n in procs if n not in (leader, new_leader))
+    wait_for(lambda: leader_of(cluster, cluster.ns) == last, timeout=4, message="the last replica to lead")
+
+
+def test_sigterm_mid_restore_then_restart_finishes(cluster, controller_process):
+    sc.setup(cluster, delay=3.0)
+    proc = controller_process()
+    cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
+    sc.wait_phase(cluster, "r1", "Restore")
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    assert time.monotonic() - started < 5
+    assert cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns)["status"]["phase"] == "Restore"
+    controller_process()
+    assert sc.wait_finished(cluster, "r1")["status"]["error"] is None
+    sc.assert_cleaned_up(cluster)
