@@ -300,8 +300,10 @@ async def finalize(run: Run) -> Phase | None:
         try:
             if res is None:
                 raise k.NotFound(owner.ref)
-            await run.kube.set_scale(res, owner.name, ns, owner.replicas)
-            crashpoint(f"scaled-up:{owner.name}")
+            current = await run.kube.get_scale(res, owner.name, ns)
+            if int((current.get("spec") or {}).get("replicas", 0)) != owner.replicas:
+                await run.kube.set_scale(res, owner.name, ns, owner.replicas)
+                crashpoint(f"scaled-up:{owner.name}")
         except k.NotFound:
             notes.append(f"{owner.ref} no longer exists")
     if status.replication_source and status.replication_source_paused is not None:

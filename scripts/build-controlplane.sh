@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the local Kubernetes control plane used by the tests and the demo, and caches it outside the repository.
 #
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl  (built with `go`)
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl, helm, krew,
+#   validate-krew-manifest  (built with `go`)
 #   the volsync CRDs, copied from the github.com/backube/volsync Go module
 #
 # Pins live in the go.mod files under tools/controlplane/ (one module per upstream, so their dependency graphs never
@@ -52,6 +53,14 @@ log "building etcd"
 log "building kwok"
 (cd "$tools/kwok" && go build -trimpath -ldflags "-s -w" -o "$work/bin/" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl)
 
+log "building helm and krew (packaging tools for the chart and plugin tests)"
+helm_version=$(sed -nE 's/^[[:space:]]*helm\.sh\/helm\/v3 (v[0-9.]+).*/\1/p' "$tools/helm/go.mod" | head -n1)
+(cd "$tools/helm" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" \
+  -o "$work/bin/helm" helm.sh/helm/v3/cmd/helm)
+(cd "$tools/krew" && go build -trimpath -ldflags "-s -w" -o "$work/bin/" \
+  sigs.k8s.io/krew/cmd/krew sigs.k8s.io/krew/cmd/validate-krew-manifest)
+cp "$work/bin/krew" "$work/bin/kubectl-krew"
+
 log "fetching volsync $volsync_version CRDs"
 volsync_dir=$(cd "$tools/kwok" && go mod download -json "github.com/backube/volsync@$volsync_version" \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
@@ -62,6 +71,7 @@ chmod -R u+w "$work/crds"
 "$work/bin/kube-apiserver" --version >&2
 "$work/bin/etcd" --version | head -n1 >&2
 "$work/bin/kwokctl" --version >&2 || true
+"$work/bin/helm" version --short >&2
 
 echo "$k8s_version" > "$work/version"
 rm -rf "$cache"

@@ -1,0 +1,161 @@
+"""Shipping, exercised for real: the Helm chart (lint, template, schema, install under the restricted Pod Security
+Standard, its RBAC running a restore), the Dockerfile's install steps, and the krew archive and manifest."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubectl_pvc_restore import kube as k
+from kubectl_pvc_restore import model
+from tests import scenario as sc
+from tests.helpers import wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "pvc-restore"
+
+
+def run(cmd, **kwargs):
+    proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
+    assert proc.returncode == 0, f"{cmd} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_chart_lints_renders_and_validates_values(control_plane):
+    helm = control_plane.bin / "helm"
+    run([helm, "lint", CHART, "--strict"])
+    docs = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "-n", "ops"])))
+    kinds = sorted(d["kind"] for d in docs if d)
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    role = next(d for d in docs if d and d["kind"] == "ClusterRole")
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+    deployment = next(d for d in docs if d and d["kind"] == "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "ghcr.io/benfiola/pvc-restore:0.1.0"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["LEADER_ELECTION"] == "false" and env["LOCK_TTL"] == "5m"
+    ha = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "--set", "deployment.replicas=3",
+                                      "--set", "config.cacheStorageClass=fast"])))
+    assert "Role" in {d["kind"] for d in ha if d}
+    env = {e["name"]: e.get("value") for d in ha if d and d["kind"] == "Deployment"
+           for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LEADER_ELECTION"] == "true" and env["CACHE_STORAGE_CLASS"] == "fast"
+    for bad in ("deployment.replicas=two", "config.pollInterval=soon", "config.logFormat=xml"):
+        proc = subprocess.run([helm, "template", "pr", CHART, "--set", bad], capture_output=True, text=True)
+        assert proc.returncode != 0 and "values don't meet the specifications of the schema" in proc.stderr, bad
+
+
+def sa_kubeconfig(cluster, admin_kubeconfig: str, namespace: str, sa: str, path: Path) -> Path:
+    token = cluster.kube.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{sa}/token",
+                                 what="token", body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                                     "spec": {"expirationSeconds": 3600}})["status"]["token"]
+    admin = yaml.safe_load(open(admin_kubeconfig))
+    cluster_entry = admin["clusters"][0]["cluster"]
+    config = {"apiVersion": "v1", "kind": "Config", "clusters": [{"name": "c", "cluster": cluster_entry}],
+              "users": [{"name": sa, "user": {"token": token}}],
+              "contexts": [{"name": "sa", "context": {"cluster": "c", "user": sa}}], "current-context": "sa"}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_chart_installs_under_restricted_pss_and_its_rbac_is_enough(cluster, control_plane, kubeconfig,
+                                                                     controller_process, tmp_path):
+    helm = control_plane.bin / "helm"
+    ops = f"ops-{uuid.uuid4().hex[:6]}"
+    release = f"pr-{ops}"
+    cluster.kube.create(k.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": ops, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    env = dict(os.environ, KUBECONFIG=kubeconfig)
+    try:
+        run([helm, "install", release, CHART, "-n", ops, "--wait=false"], env=env)
+        pods = wait_for(lambda: cluster.kube.list(k.PODS, ops), timeout=60,
+                        message="the restricted namespace to admit the controller pod")
+        assert pods[0]["spec"]["serviceAccountName"] == f"{release}-pvc-restore"
+        sc.setup(cluster, statefulset=0, deployment=2)
+        sa = pods[0]["spec"]["serviceAccountName"]
+        sa_config = sa_kubeconfig(cluster, kubeconfig, ops, sa, tmp_path / "sa.kubeconfig")
+        proc = controller_process(args=("--kubeconfig", str(sa_config), "--namespace", cluster.ns,
+                                        "--poll-interval", "0.2", "--health-address", "", "--metrics-address", ""))
+        cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data", previous=1)),
+                            cluster.ns)
+        done = sc.wait_finished(cluster, "r1")
+        assert done["status"]["error"] is None, done["status"]
+        sc.assert_cleaned_up(cluster, statefulset=0, deployment=2)
+
+        # Take one needed verb away: the restore fails with a message naming it, and nothing is left scaled down.
+        role_name = sa  # the ClusterRole shares the fullname
+        role = cluster.kube.get(k.Resource("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles",
+                                           namespaced=False), role_name)
+        for rule in role["rules"]:
+            if rule["resources"] == ["replicationsources"]:
+                rule["verbs"] = [v for v in rule["verbs"] if v != "patch"]
+        cluster.kube.replace(k.Resource("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles",
+                                        namespaced=False), role)
+        import time
+        time.sleep(1.0)
+        cluster.kube.create(k.PVC_RESTORES, model.manifest("r2", cluster.ns, model.Spec(pvc="data")), cluster.ns)
+        failed = sc.wait_finished(cluster, "r2")
+        error = failed["status"]["error"]
+        assert "permission denied" in error and 'cannot patch resource "replicationsources"' in error, error
+        sc.assert_cleaned_up(cluster, statefulset=0, deployment=2)
+        proc.terminate()
+    finally:
+        subprocess.run([helm, "uninstall", release, "-n", ops], env=env, capture_output=True)
+        cluster.kube.delete(k.NAMESPACES, ops)
+
+
+def test_dockerfile_lints_and_its_install_steps_work(tmp_path):
+    lint = subprocess.run([Path(sys.executable).parent / "hadolint", REPO / "Dockerfile"], capture_output=True,
+                          text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^USER 65532", text, re.M) and 'ENTRYPOINT ["pvc-restore-controller"]' in text
+    version = re.search(r"ARG VERSION=(\S+)", text)[1]
+    from kubectl_pvc_restore import __version__
+    assert version == __version__
+    # The build stage: copy what the Dockerfile copies, then `pip wheel`.
+    src = tmp_path / "src"
+    for line in re.findall(r"^COPY (?!--)(.+) \S+$", text, re.M):
+        for item in line.split():
+            target = src / item
+            target.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["cp", "-r", REPO / item, target], check=True)
+    wheels = tmp_path / "wheels"
+    run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-cache-dir", "--wheel-dir", wheels, src])
+    # The runtime stage: a clean environment, offline install from those wheels only.
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", venv])
+    run([venv / "bin" / "pip", "install", "--quiet", "--no-cache-dir", "--no-index", "--find-links", wheels,
+         f"pvc-restore=={version}"])
+    help_text = run([venv / "bin" / "pvc-restore-controller", "--help"])
+    assert "--poll-interval" in help_text
+    installed = run([venv / "bin" / "pip", "list", "--format", "json"])
+    assert not {"pytest", "hypothesis", "pyinstaller"} & {p["name"] for p in json.loads(installed)}
+
+
+def test_krew_archive_installs_and_runs(cluster, control_plane, kubeconfig, tmp_path):
+    out = run(["bash", REPO / "scripts" / "build-krew-archive.sh", tmp_path / "dist"]).split()
+    archive, manifest = out[-2], out[-1]
+    run([control_plane.bin / "validate-krew-manifest", "-manifest", manifest, "-skip-install"])
+    krew_root = tmp_path / "krew"
+    env = dict(os.environ, KREW_ROOT=str(krew_root), KUBECONFIG=kubeconfig,
+               PATH=f"{krew_root / 'bin'}{os.pathsep}{control_plane.bin}{os.pathsep}/usr/bin:/bin")
+    run(["kubectl", "krew", "install", f"--manifest={manifest}", f"--archive={archive}"], env=env)
+    version = run(["kubectl", "pvc-restore", "version"], env=env)
+    assert "kubectl-pvc_restore 0.1.0" in version and "Kubernetes v1.36" in version
+    sc.setup(cluster, statefulset=0, deployment=0)
+    cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
+    listed = run(["kubectl", "pvc-restore", "list", "-n", cluster.ns], env=env)
+    assert "r1" in listed and "data" in listed
