@@ -21,7 +21,8 @@ from kubectl_pvc_restore.cli import main
 main()
 PY
 (cd "$work" && "$python" -m PyInstaller --onefile --clean --noconfirm --log-level WARN --name "${exe%.exe}" \
-  --collect-submodules kubectl_pvc_restore --copy-metadata pvc-restore --distpath "$work/dist" \
+  --collect-submodules kubectl_pvc_restore --collect-submodules kr8s --collect-submodules box \
+  --copy-metadata pvc-restore --distpath "$work/dist" \
   --workpath "$work/build" --specpath "$work" entry.py)
 mkdir "$work/pkg"; cp "$work/dist/$exe" "$repo/LICENSE" "$work/pkg/"
 if [ "$os" = windows ]; then
