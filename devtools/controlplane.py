@@ -33,8 +33,10 @@ def build() -> Path:
 
 
 class ControlPlane:
-    def __init__(self, name: str = "pvc-restore", *, workdir: Path | None = None, nodes: int = 2) -> None:
+    def __init__(self, name: str = "pvc-restore", *, workdir: Path | None = None, nodes: int = 2,
+                 pvcrestore_crd: bool = True) -> None:
         self.name = name
+        self.pvcrestore_crd = pvcrestore_crd
         self.nodes = nodes
         self.workdir = Path(workdir or DEFAULT_WORKDIR)
         self.cache: Path | None = None
@@ -95,7 +97,7 @@ class ControlPlane:
 
     def install_crds(self) -> None:
         assert self.cache is not None
-        files = sorted((self.cache / "crds").glob("*.yaml")) + [PVCRESTORE_CRD]
+        files = sorted((self.cache / "crds").glob("*.yaml")) + ([PVCRESTORE_CRD] if self.pvcrestore_crd else [])
         args = ["apply", "--server-side", "--force-conflicts"]
         for f in files:
             args += ["-f", str(f)]

@@ -34,32 +34,18 @@ import sys
 from typing import Any
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore.model import format_time, now, parse_time
+from kubectl_pvc_restore.model import format_time, now
+from kubectl_pvc_restore.volsync import select_restic_snapshot
 
 CONFIG = "volsync-mover-simulator"
 RECORD = "volsync-mover-simulator-record"
 log = logging.getLogger("mover-simulator")
 
 
-def select_snapshot(snapshots: list[dict[str, str]], *, previous: int | None, restore_as_of: str | None
-                    ) -> dict[str, str] | None:
-    """volsync's restic selection over ``[{"id", "time"}]``; None when no snapshot is eligible."""
-    def second(s: dict[str, str]) -> dt.datetime:
-        return parse_time(s["time"]).astimezone(dt.timezone.utc).replace(microsecond=0)
-
-    ordered = sorted(snapshots, key=second, reverse=True)
-    start = 0
-    if restore_as_of:
-        limit = parse_time(restore_as_of).astimezone(dt.timezone.utc).replace(microsecond=0)
-        start = next((i for i, s in enumerate(ordered) if second(s) <= limit), len(ordered))
-    index = start + (previous or 0)
-    return ordered[index] if index < len(ordered) else None
-
-
 def mover_logs(section: str, spec: dict[str, Any], snapshots: list[dict[str, str]]) -> tuple[str, str | None]:
     if section != "restic":
         return f"Restoring with {section}...\nTransfer complete.\n", None
-    chosen = select_snapshot(snapshots, previous=spec.get("previous"), restore_as_of=spec.get("restoreAsOf"))
+    chosen = select_restic_snapshot(snapshots, previous=spec.get("previous"), restore_as_of=spec.get("restoreAsOf"))
     lines = ["Starting container", "VolSync restic container version: simulator", "restore",
              "=== Starting restore ==="]
     if chosen is None:

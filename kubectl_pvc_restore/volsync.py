@@ -4,6 +4,7 @@ the outcome of the mover from the destination's status. Pure functions over plai
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from typing import Any
 
@@ -147,3 +148,22 @@ def outcome(destination: dict[str, Any], trigger: str) -> MoverOutcome:
 def set_paused(source: dict[str, Any], paused: bool) -> dict[str, Any]:
     """A merge patch that sets spec.paused, guarded by the source's resourceVersion."""
     return {"metadata": {"resourceVersion": source["metadata"]["resourceVersion"]}, "spec": {"paused": paused}}
+
+
+def select_restic_snapshot(snapshots: list[dict[str, str]], *, previous: int | None, restore_as_of: str | None
+                           ) -> dict[str, str] | None:
+    """Which of ``[{"id", "time"}, ...]`` volsync's restic mover restores (mover-restic/entry.sh): snapshots newest
+    first at one-second precision; with ``restore_as_of`` start at the newest at or before it, else at the newest;
+    then skip ``previous`` more. None when that runs past the oldest ("No eligible snapshots found")."""
+    from .model import parse_time
+
+    def second(s: dict[str, str]) -> dt.datetime:
+        return parse_time(s["time"]).astimezone(dt.timezone.utc).replace(microsecond=0)
+
+    ordered = sorted(snapshots, key=second, reverse=True)
+    start = 0
+    if restore_as_of:
+        limit = parse_time(restore_as_of).astimezone(dt.timezone.utc).replace(microsecond=0)
+        start = next((i for i, s in enumerate(ordered) if second(s) <= limit), len(ordered))
+    index = start + (previous or 0)
+    return ordered[index] if index < len(ordered) else None

@@ -17,4 +17,13 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -e '.[test]'
   echo "$want" > "$stamp"
 fi
+# restic (Debian's) for the `snapshots` tests, which read a real restic repository.
+if ! command -v restic >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
+  else
+    echo "restic is required by the tests: install it (e.g. sudo apt-get install restic)" >&2
+    exit 1
+  fi
+fi
 bash scripts/build-controlplane.sh >/dev/null

@@ -8,7 +8,6 @@ import datetime as dt
 import pytest
 from hypothesis import given, strategies as st
 
-from devtools.mover_simulator import select_snapshot
 from kubectl_pvc_restore import locks, volsync
 from kubectl_pvc_restore.selector import Selector
 
@@ -104,7 +103,7 @@ snapshot_times = st.lists(st.datetimes(min_value=dt.datetime(2020, 1, 1), max_va
 def test_simulator_selection_matches_restic_rule(times, previous, as_of):
     snaps = [{"id": f"s{i}", "time": t.replace(tzinfo=dt.timezone.utc).isoformat()} for i, t in enumerate(times)]
     as_of_text = as_of.replace(tzinfo=dt.timezone.utc).isoformat() if as_of else None
-    chosen = select_snapshot(snaps, previous=previous, restore_as_of=as_of_text)
+    chosen = volsync.select_restic_snapshot(snaps, previous=previous, restore_as_of=as_of_text)
     secs = {s["id"]: t.replace(microsecond=0) for s, t in zip(snaps, times)}
     eligible = sorted((s for s in snaps if as_of is None or secs[s["id"]] <= as_of.replace(microsecond=0)),
                       key=lambda s: secs[s["id"]], reverse=True)

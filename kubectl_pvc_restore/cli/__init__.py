@@ -19,6 +19,9 @@ COMMANDS = {
     "watch": ("watch", "Follow a PVCRestore until it is Finished (exit code = success)."),
     "cancel": ("cancel", "Cancel a PVCRestore: delete it; the controller scales workloads back first."),
     "locks": ("locks", "List restore locks, or clear a stale one."),
+    "snapshots": ("snapshots", "A PVC's backup state and its restic snapshots, and what each selector restores."),
+    "doctor": ("doctor", "Check the installation (and a PVC's backup and restore state); say how to fix problems."),
+    "completion": ("completion", "Install kubectl_complete-pvc_restore so kubectl completes this plugin."),
     "version": ("version", "Print the plugin's and the cluster's versions."),
 }
 ALIASES = {"ls": "list", "get": "list", "rm": "cancel", "delete": "cancel"}
@@ -58,4 +61,11 @@ def cli(ctx: click.Context, **options) -> None:
 
 
 def main() -> None:
+    import sys
+
+    if len(sys.argv) > 1 and sys.argv[1] == "__complete":  # from kubectl_complete-pvc_restore
+        from .complete import main as complete
+
+        complete(sys.argv[2:])
+        return
     cli(prog_name="kubectl pvc-restore")

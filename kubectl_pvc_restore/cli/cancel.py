@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from .complete import complete_restores
+
 from .common import Client, command, follow
 
 
 @click.command("cancel")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_restores)
 @click.option("--wait", is_flag=True, help="Wait until the controller has cleaned up and the restore is gone.")
 @command
 async def command(client: Client, name: str, wait: bool) -> int:

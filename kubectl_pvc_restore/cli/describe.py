@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from .complete import complete_restores
+
 from .common import Client, age, command, dump, output_option, selector_text
 
 
 @click.command("describe")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_restores)
 @output_option("json", "yaml")
 @command
 async def command(client: Client, name: str, output: str | None) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from .complete import complete_pvcs
+
 from .common import Client, command, dump, follow, output_option
 
 
 @click.command("start")
-@click.argument("pvc")
+@click.argument("pvc", shell_complete=complete_pvcs)
 @click.option("--latest", "mode", flag_value="latest", default=True, help="Restore the latest snapshot (default).")
 @click.option("--previous", type=click.IntRange(min=0, max=10000), metavar="N",
               help="Restore the N-th snapshot before the latest.")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from .complete import complete_restores
+
 from .common import Client, command, follow
 
 
 @click.command("watch")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_restores)
 @click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="Give up after this.")
 @command
 async def command(client: Client, name: str, timeout: float | None) -> int:
