@@ -17,12 +17,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet -e '.[test]'
   echo "$want" > "$stamp"
 fi
-# restic (Debian's) for the `snapshots` tests, which read a real restic repository.
-if ! command -v restic >/dev/null; then
+# Debian's restic (the `snapshots` tests read a real restic repository) and tmux (a test drives the real TUI).
+missing=()
+command -v restic >/dev/null || missing+=(restic)
+command -v tmux >/dev/null || missing+=(tmux)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "restic is required by the tests: install it (e.g. sudo apt-get install restic)" >&2
+    echo "the tests need: ${missing[*]} (e.g. sudo apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi

@@ -22,6 +22,7 @@ COMMANDS = {
     "snapshots": ("snapshots", "A PVC's backup state and its restic snapshots, and what each selector restores."),
     "doctor": ("doctor", "Check the installation (and a PVC's backup and restore state); say how to fix problems."),
     "completion": ("completion", "Install kubectl_complete-pvc_restore so kubectl completes this plugin."),
+    "tui": ("tui", "A terminal UI: pick a snapshot, start a restore, watch it, clear stale locks."),
     "version": ("version", "Print the plugin's and the cluster's versions."),
 }
 ALIASES = {"ls": "list", "get": "list", "rm": "cancel", "delete": "cancel"}

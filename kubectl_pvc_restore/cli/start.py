@@ -32,8 +32,8 @@ async def command(client: Client, pvc: str, mode: str, previous: int | None, as_
       kubectl pvc-restore start my-data --previous 1 --wait  # the one before the latest, and wait
       kubectl pvc-restore start my-data --as-of "2024-05-01 10:00" --dry-run
     """
-    from .. import kube as k
-    from .. import model, plan, volsync
+    from .. import model
+    from ..restores import create_restore
     from ..selector import Selector, parse_as_of
 
     if previous is not None and as_of is not None:
@@ -51,16 +51,7 @@ async def command(client: Client, pvc: str, mode: str, previous: int | None, as_
         return await _dry_run(client, pvc, selector)
 
     await client.restores(ns)  # a clear message if the CRD is missing
-    stamp = int(model.now().timestamp())
-    labels = {model.PVC_LABEL: pvc} if len(pvc) <= 63 else {}
-    while True:
-        body = model.manifest(f"{pvc}-{stamp}", ns, selector.spec(pvc), labels=labels,
-                              annotations={f"{model.GROUP}/created-by": "kubectl pvc-restore start"})
-        try:
-            created = await client.kube.create(k.PVC_RESTORES, body, ns)
-            break
-        except k.AlreadyExists:
-            stamp += 1
+    created = await create_restore(client.kube, ns, pvc, selector, created_by="kubectl pvc-restore start")
     name = created["metadata"]["name"]
     if output in ("json", "yaml"):
         click.echo(dump(created, output))

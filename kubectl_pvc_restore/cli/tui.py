@@ -1,0 +1,29 @@
+"""``kubectl pvc-restore tui``."""
+
+from __future__ import annotations
+
+import click
+
+from .common import GlobalOptions, global_options
+
+
+@click.command("tui")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Show every namespace.")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
+              help="Seconds between refreshes.")
+@global_options
+@click.pass_context
+def command(ctx: click.Context, all_namespaces: bool, interval: float, **options) -> None:
+    """Pick a snapshot, start a restore, watch it and clear stale locks, in a terminal UI."""
+    from .. import kube as k
+    from ..tui.app import PVCRestoreApp
+    from ..tui.data import Cluster
+
+    opts = (ctx.obj or GlobalOptions()).merged(options)
+
+    async def connect() -> Cluster:
+        kube = await k.Kube.connect(kubeconfig=opts.kubeconfig, context=opts.context, namespace=opts.namespace,
+                                    timeout=opts.request_timeout)
+        return Cluster(kube, None if all_namespaces else (opts.namespace or kube.namespace))
+
+    PVCRestoreApp(connect, poll_interval=interval).run()

@@ -1,0 +1,23 @@
+"""Creating a PVCRestore from the plugin (CLI and TUI alike)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import kube as k
+from . import model
+from .selector import Selector
+
+
+async def create_restore(kube: k.Kube, namespace: str, pvc: str, selector: Selector, *, created_by: str
+                         ) -> dict[str, Any]:
+    """Create ``<pvc>-<unix seconds>`` (the next free second if that name is taken) and return it."""
+    stamp = int(model.now().timestamp())
+    labels = {model.PVC_LABEL: pvc} if len(pvc) <= 63 else {}
+    while True:
+        body = model.manifest(f"{pvc}-{stamp}", namespace, selector.spec(pvc), labels=labels,
+                              annotations={f"{model.GROUP}/created-by": created_by})
+        try:
+            return await kube.create(k.PVC_RESTORES, body, namespace)
+        except k.AlreadyExists:
+            stamp += 1

@@ -1,0 +1,206 @@
+"""Choosing what to restore (latest / previous N / as of), then confirming with the plan and the PVC's name."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+
+from ... import model, volsync
+from ...selector import Selector, SelectorError, parse_as_of
+from ..widgets import KeyedTable, short_time
+
+
+class RestoreDialog(ModalScreen[None]):
+    DEFAULT_CSS = """
+    RestoreDialog { align: center middle; }
+    RestoreDialog > Vertical { width: 78; height: auto; max-height: 22; border: thick $primary; padding: 0 1;
+                               background: $surface; }
+    RestoreDialog Horizontal { height: auto; }
+    RestoreDialog Input { width: 1fr; }
+    RestoreDialog KeyedTable { height: 6; }
+    RestoreDialog #choice { color: $success; }
+    RestoreDialog #problem { color: $error; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, namespace: str, pvc: str) -> None:
+        super().__init__()
+        self.namespace, self.pvc = namespace, pvc
+        self.snapshots: list[dict[str, str]] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text.assemble("Restore PVC ", (f"{self.namespace}/{self.pvc}", "bold"), " from:"))
+            with RadioSet(id="mode"):
+                yield RadioButton("the latest snapshot", value=True, id="latest")
+                yield RadioButton("N snapshots before the latest", id="previous")
+                yield RadioButton("the newest snapshot at or before a time", id="asof")
+            with Horizontal():
+                yield Input(placeholder="N, e.g. 1", id="n", type="integer")
+                yield Input(placeholder="time: 2024-05-01 10:00, 2 days ago", id="time")
+            yield Static("loading the snapshot list...", id="snapshots-note")
+            yield KeyedTable(["#", "SNAPSHOT", "TIME (UTC)"], id="snapshots")
+            yield Static("", id="choice")
+            yield Static("", id="problem")
+            with Horizontal():
+                yield Button("Next", variant="primary", id="next")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#snapshots").display = False
+        self.run_worker(self._load_snapshots(), group="snapshots")
+
+    async def _load_snapshots(self) -> None:
+        result = await self.app.call_api(lambda source: source.snapshots(self.namespace, self.pvc))
+        if result is None:
+            return
+        snapshots, why = result
+        note = self.query_one("#snapshots-note", Static)
+        if snapshots is None:
+            note.update(Text(f"snapshot list not available: {why}"))
+            return
+        self.snapshots = snapshots
+        note.update(f"{len(snapshots)} snapshots (newest first); pick one to restore it:")
+        table = self.query_one("#snapshots", KeyedTable)
+        table.display = True
+        table.refill([(s["id"], [i, s["short_id"], short_time(s["time"])])
+                      for i, s in enumerate(reversed(snapshots))])
+        self.update_choice()
+
+    def selector(self) -> Selector:
+        mode = self.query_one("#mode", RadioSet).pressed_button
+        mode_id = mode.id if mode else "latest"
+        if mode_id == "previous":
+            text = self.query_one("#n", Input).value.strip()
+            if not text.isdigit():
+                raise SelectorError("enter how many snapshots back (a whole number)")
+            return Selector(previous=int(text) or None)
+        if mode_id == "asof":
+            text = self.query_one("#time", Input).value.strip()
+            if not text:
+                raise SelectorError("enter a date and time")
+            return Selector(restore_as_of=model.format_time(parse_as_of(text)))
+        return Selector()
+
+    @on(RadioSet.Changed)
+    @on(Input.Changed)
+    def update_choice(self) -> None:
+        choice, problem = self.query_one("#choice", Static), self.query_one("#problem", Static)
+        try:
+            selector = self.selector()
+        except SelectorError as exc:
+            choice.update("")
+            problem.update(Text(str(exc)))
+            return
+        problem.update("")
+        text = f"will restore the {selector.describe()} snapshot"
+        if self.snapshots is not None:
+            chosen = volsync.select_restic_snapshot(self.snapshots, previous=selector.previous,
+                                                    restore_as_of=selector.restore_as_of)
+            text = (f"will restore snapshot {chosen['short_id']} from {short_time(chosen['time'])}" if chosen else
+                    "no snapshot matches: the restore would fail")
+        choice.update(text)
+
+    def on_data_table_row_highlighted(self, event) -> None:
+        if self.snapshots is None or event.row_key is None or not self.query_one("#snapshots").has_focus:
+            return
+        ids = [s["id"] for s in reversed(self.snapshots)]
+        index = ids.index(event.row_key.value)
+        self.query_one("#previous", RadioButton).value = True
+        self.query_one("#n", Input).value = str(index)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(None)
+            return
+        try:
+            selector = self.selector()
+        except SelectorError as exc:
+            self.query_one("#problem", Static).update(Text(str(exc)))
+            return
+        self.app.switch_screen(ConfirmRestore(self.namespace, self.pvc, selector))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmRestore(ModalScreen[None]):
+    DEFAULT_CSS = """
+    ConfirmRestore { align: center middle; }
+    ConfirmRestore > Vertical { width: 78; height: auto; max-height: 22; border: thick $warning; padding: 0 1;
+                                background: $surface; }
+    ConfirmRestore Horizontal { height: auto; }
+    ConfirmRestore #problems { color: $error; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, namespace: str, pvc: str, selector: Selector) -> None:
+        super().__init__()
+        self.namespace, self.pvc, self.selector = namespace, pvc, selector
+        self.blocked = True
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text.assemble("Restore ", (f"{self.namespace}/{self.pvc}", "bold"),
+                                      f" from the {self.selector.describe()} snapshot"))
+            yield Static("reading what the restore will touch...", id="plan")
+            yield Static("", id="problems")
+            yield Label(Text.assemble("Type the PVC name (", (self.pvc, "bold"), ") to confirm:"))
+            yield Input(placeholder=self.pvc, id="confirm")
+            with Horizontal():
+                yield Button("Restore", variant="error", id="go", disabled=True)
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#confirm", Input).focus()
+        self.run_worker(self._load(), group="plan")
+
+    async def _load(self) -> None:
+        plan = await self.app.call_api(lambda source: source.plan(self.namespace, self.pvc, self.selector))
+        if plan is None:
+            return
+        from rich.markup import escape as esc
+
+        lines = ["Workloads scaled to 0, then back:"]
+        lines += [f"  {esc(o.kind)} {esc(o.name)}: {o.replicas} replica(s)" for o in plan.owners] or ["  (none)"]
+        lines.append(f"ReplicationSource used (paused meanwhile): {esc(plan.source or '-')}")
+        self.query_one("#plan", Static).update("\n".join(lines))
+        self.query_one("#problems", Static).update("\n".join(f"cannot restore: {esc(p)}" for p in plan.problems))
+        self.blocked = bool(plan.problems)
+        self._enable()
+
+    def _enable(self) -> None:
+        typed = self.query_one("#confirm", Input).value.strip() == self.pvc
+        self.query_one("#go", Button).disabled = self.blocked or not typed
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._enable()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if not self.query_one("#go", Button).disabled:
+            self.run_worker(self._create(), group="create", exclusive=True)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "go":
+            self.run_worker(self._create(), group="create", exclusive=True)
+        else:
+            self.dismiss(None)
+
+    async def _create(self) -> None:
+        self.query_one("#go", Button).disabled = True
+        name = await self.app.call_api(lambda source: source.create(self.namespace, self.pvc, self.selector))
+        if name is None:
+            self._enable()
+            return
+        from .restore import RestoreScreen
+
+        self.app.status_message = f"created PVCRestore {self.namespace}/{name}"
+        self.app.switch_screen(RestoreScreen(self.namespace, name))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

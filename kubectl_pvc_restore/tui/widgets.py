@@ -1,0 +1,64 @@
+"""Small widgets shared by the screens."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from textual.coordinate import Coordinate
+from textual.widgets import DataTable, Static
+
+
+class MessageBar(Static):
+    """One line above the footer: the app's last error or notice (API errors never stop the app)."""
+
+    DEFAULT_CSS = """
+    MessageBar { height: 1; dock: bottom; background: $boost; color: $text-muted; padding: 0 1; }
+    MessageBar.-error { background: $error 30%; color: $text; }
+    """
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "status_message", self._show)
+
+    def _show(self, value: str) -> None:
+        from rich.text import Text
+
+        self.update(Text(value))
+        self.set_class(value.startswith("error"), "-error")
+
+
+class KeyedTable(DataTable):
+    """A row-cursor DataTable whose rows have keys, refilled without losing the cursor's row."""
+
+    DEFAULT_CSS = "KeyedTable { height: 1fr; }"
+
+    def __init__(self, columns: Iterable[str], **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self._columns = list(columns)
+
+    def on_mount(self) -> None:
+        self.add_columns(*self._columns)
+
+    @property
+    def current_key(self) -> str | None:
+        if self.row_count == 0:
+            return None
+        return self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value
+
+    def refill(self, rows: list[tuple[str, list[Any]]]) -> None:
+        keep = self.current_key
+        self.clear()
+        for key, cells in rows:
+            self.add_row(*[("" if c is None else str(c)) for c in cells], key=key)
+        keys = [key for key, _ in rows]
+        if keep in keys:
+            self.move_cursor(row=keys.index(keep), animate=False)
+
+
+def short_time(value: str | None) -> str:
+    return (value or "").replace("T", " ").replace("Z", "")[:16]
+
+
+def age(value: str | None) -> str:
+    from ..cli.common import age as cli_age
+
+    return cli_age(value) if value else ""
