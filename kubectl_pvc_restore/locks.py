@@ -58,3 +58,13 @@ def is_stale(lock: dict[str, Any], holder: dict[str, Any] | None, *, now: dt.dat
     if holder_uid and (holder.get("metadata") or {}).get("uid") != holder_uid:
         return True
     return ((holder.get("status") or {}).get("phase")) == "Finished"
+
+
+def holder_state(lock: dict[str, Any], holder: dict[str, Any] | None) -> str:
+    """For people: ``active (<phase>)`` while the holder restore runs, ``finished``, or ``gone`` (no such restore, or
+    another object of that name). ``holder`` is the PVCRestore the lock names, or None."""
+    _, holder_uid = holder_of(lock)
+    if holder is None or (holder_uid and (holder.get("metadata") or {}).get("uid") != holder_uid):
+        return "gone"
+    phase = (holder.get("status") or {}).get("phase") or "Pending"
+    return "finished" if phase == "Finished" else f"active ({phase})"

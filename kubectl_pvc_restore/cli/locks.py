@@ -10,16 +10,13 @@ from .common import Client, GlobalOptions, age, as_list, dump, global_options, o
 from .common import command as async_command
 
 
-async def _holder_state(client: Client, lock: dict) -> tuple[str, dict | None]:
+async def _holder_state(client: Client, lock: dict) -> str:
     from .. import kube as k
     from .. import locks
 
-    holder, holder_uid = locks.holder_of(lock)
+    holder = locks.holder_of(lock)[0]
     obj = await client.kube.get_or_none(k.PVC_RESTORES, holder, lock["metadata"]["namespace"]) if holder else None
-    if obj is None or (holder_uid and obj["metadata"].get("uid") != holder_uid):
-        return "gone", None
-    phase = (obj.get("status") or {}).get("phase") or "Pending"
-    return ("finished" if phase == "Finished" else f"active ({phase})"), obj
+    return locks.holder_state(lock, obj)
 
 
 class LocksGroup(click.Group):
@@ -56,7 +53,7 @@ async def list_locks(client: Client, all_namespaces: bool, output: str | None) -
         return 0
     rows = []
     for lock in items:
-        state, _ = await _holder_state(client, lock)
+        state = await _holder_state(client, lock)
         data = lock.get("data") or {}
         rows.append(([lock["metadata"]["namespace"]] if all_namespaces else []) + [
             data.get("pvc"), lock["metadata"]["name"], data.get("holder") or "<unknown>", state,
@@ -80,7 +77,7 @@ async def clear(client: Client, pvc: str, force: bool) -> int:
     lock = await client.kube.get_or_none(k.CONFIGMAPS, name, client.namespace)
     if lock is None:
         raise click.ClickException(f"PVC {pvc} has no restore lock in namespace {client.namespace}")
-    state, _ = await _holder_state(client, lock)
+    state = await _holder_state(client, lock)
     holder = locks.holder_of(lock)[0] or "<unknown>"
     if state.startswith("active") and not force:
         raise click.ClickException(f"lock {name} is held by PVCRestore {holder}, which is {state}; clearing it could "

@@ -68,12 +68,7 @@ class Source(Protocol):
 
 
 def _holder_state(lock: dict[str, Any], restores: dict[tuple[str, str], dict[str, Any]]) -> str:
-    holder, uid = lockmod.holder_of(lock)
-    obj = restores.get((lock["metadata"]["namespace"], holder))
-    if obj is None or (uid and obj["metadata"].get("uid") != uid):
-        return "gone"
-    phase = (obj.get("status") or {}).get("phase") or "Pending"
-    return "finished" if phase == "Finished" else f"active ({phase})"
+    return lockmod.holder_state(lock, restores.get((lock["metadata"]["namespace"], lockmod.holder_of(lock)[0])))
 
 
 class Cluster:
