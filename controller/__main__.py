@@ -14,7 +14,7 @@ import uuid
 
 import click
 
-from .durations import Duration
+from kubectl_pvc_restore.durations import Duration
 from .settings import Settings
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -40,6 +40,11 @@ log = logging.getLogger("pvc-restore")
 @click.option("--cache-storage-class", envvar="CACHE_STORAGE_CLASS", default="",
               help="StorageClass for the restic cache volume of every restore, overriding the ReplicationSource's "
                    "cacheStorageClassName [env CACHE_STORAGE_CLASS].")
+@click.option("--history-max-age", envvar="HISTORY_MAX_AGE", type=Duration(0), default="168h", show_default=True,
+              help="Delete Finished PVCRestores older than this; 0 keeps them [env HISTORY_MAX_AGE].")
+@click.option("--history-max-count", envvar="HISTORY_MAX_COUNT", type=click.IntRange(min=0), default=10,
+              show_default=True, help="Keep at most this many Finished PVCRestores per PVC; 0 keeps all "
+                                      "[env HISTORY_MAX_COUNT].")
 @click.option("--api-timeout", envvar="API_TIMEOUT", type=Duration(0.5), default="15s", show_default=True,
               help="HTTP timeout of each Kubernetes API call [env API_TIMEOUT].")
 @click.option("--workers", envvar="WORKERS", type=click.IntRange(min=1), default=16, show_default=True,

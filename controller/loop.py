@@ -22,6 +22,7 @@ from kubectl_pvc_restore.model import FINALIZER, PVCRestore
 
 from . import metrics, phases
 from .health import Health
+from .history import prune as prune_history
 from .leader import LeaderElector
 from .lock_cleanup import clean_locks
 from .settings import Settings
@@ -90,6 +91,8 @@ class Controller:
         await clean_locks(self.kube, lock_objs, by_key, stale_after=self.settings.lock_stale_after)
 
         models = [PVCRestore.from_dict(r) for r in restores]
+        await prune_history(self.kube, models, max_age=self.settings.history_max_age,
+                            max_count=self.settings.history_max_count)
         metrics.set_in_progress([m.phase.value for m in models if not m.finished])
         moment = time.monotonic()
         for obj, model in zip(restores, models):

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable
 
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, plan, volsync
+from kubectl_pvc_restore.durations import parse_duration
 from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, PVCRestore, Phase, Status, format_time, now,
                                        parse_time)
 from kubectl_pvc_restore.selector import Selector
@@ -271,8 +272,9 @@ async def restore(run: Run) -> Phase | None:
         if result.error:
             raise Failed(result.error)
         return Phase.FINALIZE
-    if run.phase_age() > run.settings.restore_timeout:
-        raise Failed(f"timed out after {run.settings.restore_timeout:g}s waiting for the volsync mover "
+    limit = parse_duration(r.spec.timeout) if r.spec.timeout else run.settings.restore_timeout
+    if run.phase_age() > limit:
+        raise Failed(f"timed out after {limit:g}s waiting for the volsync mover "
                      f"(ReplicationDestination {status.replication_destination})")
     await run.wait(f"waiting for the volsync mover (ReplicationDestination {status.replication_destination})")
     return None

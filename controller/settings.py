@@ -21,6 +21,10 @@ class Settings:
     lock_stale_after: float = 300.0
     #: Overrides the restic cache StorageClass of every ReplicationDestination the controller creates.
     cache_storage_class: str | None = None
+    #: Finished restores are deleted once older than this (seconds; 0 keeps them).
+    history_max_age: float = 7 * 86400.0
+    #: ... and beyond the newest this many per PVC (0 keeps them all).
+    history_max_count: int = 10
     #: HTTP timeout of every API call (seconds).
     api_timeout: float = 15.0
     #: At most this many restores reconcile at the same time.

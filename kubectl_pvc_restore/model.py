@@ -86,6 +86,8 @@ class Spec:
     pvc: str
     previous: int | None = None
     restore_as_of: str | None = None
+    #: Per-restore limit of the Restore phase (a duration such as "2h"); None: the controller's default.
+    timeout: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"pvc": self.pvc}
@@ -93,6 +95,8 @@ class Spec:
             out["previous"] = self.previous
         if self.restore_as_of is not None:
             out["restoreAsOf"] = self.restore_as_of
+        if self.timeout is not None:
+            out["timeout"] = self.timeout
         return out
 
     @classmethod
@@ -102,6 +106,7 @@ class Spec:
             pvc=data.get("pvc", ""),
             previous=None if previous is None else int(previous),
             restore_as_of=data.get("restoreAsOf"),
+            timeout=data.get("timeout"),
         )
 
     def describe_selector(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from . import kube as k
@@ -9,13 +10,14 @@ from . import model
 from .selector import Selector
 
 
-async def create_restore(kube: k.Kube, namespace: str, pvc: str, selector: Selector, *, created_by: str
-                         ) -> dict[str, Any]:
+async def create_restore(kube: k.Kube, namespace: str, pvc: str, selector: Selector, *, created_by: str,
+                         timeout: str | None = None) -> dict[str, Any]:
     """Create ``<pvc>-<unix seconds>`` (the next free second if that name is taken) and return it."""
     stamp = int(model.now().timestamp())
     labels = {model.PVC_LABEL: pvc} if len(pvc) <= 63 else {}
     while True:
-        body = model.manifest(f"{pvc}-{stamp}", namespace, selector.spec(pvc), labels=labels,
+        spec = dataclasses.replace(selector.spec(pvc), timeout=timeout)
+        body = model.manifest(f"{pvc}-{stamp}", namespace, spec, labels=labels,
                               annotations={f"{model.GROUP}/created-by": created_by})
         try:
             return await kube.create(k.PVC_RESTORES, body, namespace)

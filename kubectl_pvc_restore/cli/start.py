@@ -19,11 +19,13 @@ from .common import Client, command, dump, follow, output_option
                    '"2024-01-15T10:30+02:00", "3 days ago".')
 @click.option("--wait", is_flag=True, help="Follow the restore until Finished; exit non-zero if it fails.")
 @click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="With --wait: give up after this.")
+@click.option("--restore-timeout", metavar="DURATION", help="How long the Restore phase may wait for the mover "
+              "(e.g. 2h for a large volume); default: the controller's.")
 @click.option("--dry-run", is_flag=True, help="Print what the restore would do and change nothing.")
 @output_option("name", "json", "yaml")
 @command
 async def command(client: Client, pvc: str, mode: str, previous: int | None, as_of: str | None, wait: bool,
-                  timeout: float | None, dry_run: bool, output: str | None) -> int:
+                  timeout: float | None, restore_timeout: str | None, dry_run: bool, output: str | None) -> int:
     """Start a restore of PVC from its volsync backup.
 
     \b
@@ -38,6 +40,15 @@ async def command(client: Client, pvc: str, mode: str, previous: int | None, as_
 
     if previous is not None and as_of is not None:
         raise click.UsageError("--previous and --as-of are mutually exclusive")
+    if restore_timeout is not None:
+        from ..durations import parse_duration
+
+        try:
+            parse_duration(restore_timeout)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--restore-timeout") from None
+        if not restore_timeout[-1].isalpha():
+            restore_timeout += "s"
     restore_as_of = None
     if as_of is not None:
         resolved = parse_as_of(as_of)
@@ -51,7 +62,8 @@ async def command(client: Client, pvc: str, mode: str, previous: int | None, as_
         return await _dry_run(client, pvc, selector)
 
     await client.restores(ns)  # a clear message if the CRD is missing
-    created = await create_restore(client.kube, ns, pvc, selector, created_by="kubectl pvc-restore start")
+    created = await create_restore(client.kube, ns, pvc, selector, created_by="kubectl pvc-restore start",
+                                   timeout=restore_timeout)
     name = created["metadata"]["name"]
     if output in ("json", "yaml"):
         click.echo(dump(created, output))
