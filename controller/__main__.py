@@ -45,6 +45,9 @@ log = logging.getLogger("pvc-restore")
 @click.option("--history-max-count", envvar="HISTORY_MAX_COUNT", type=click.IntRange(min=0), default=10,
               show_default=True, help="Keep at most this many Finished PVCRestores per PVC; 0 keeps all "
                                       "[env HISTORY_MAX_COUNT].")
+@click.option("--argocd-namespace", envvar="ARGOCD_NAMESPACE", default="argocd", show_default=True,
+              help="Namespace of Argo CD Applications, whose automated sync is turned off during a restore "
+                   "[env ARGOCD_NAMESPACE].")
 @click.option("--api-timeout", envvar="API_TIMEOUT", type=Duration(0.5), default="15s", show_default=True,
               help="HTTP timeout of each Kubernetes API call [env API_TIMEOUT].")
 @click.option("--workers", envvar="WORKERS", type=click.IntRange(min=1), default=16, show_default=True,

@@ -16,7 +16,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore import locks, plan, volsync
+from kubectl_pvc_restore import locks, plan, stops, volsync
 from kubectl_pvc_restore.durations import parse_duration
 from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, PVCRestore, Phase, Status, format_time, now,
                                        parse_time)
@@ -188,7 +188,7 @@ async def initialize(run: Run) -> Phase | None:
 # -- ScaleDown ----------------------------------------------------------------------------------------------------
 
 async def scale_down(run: Run) -> Phase | None:
-    status, ns, pvc = run.status, run.ns, run.r.spec.pvc
+    status, ns, pvc, r = run.status, run.ns, run.r.spec.pvc, run.r
     if status.replication_source is None:
         try:
             source = await plan.find_source(run.kube, ns, pvc)
@@ -199,16 +199,25 @@ async def scale_down(run: Run) -> Phase | None:
         status.replication_source_paused = bool((source.get("spec") or {}).get("paused", False))
         await run.save()  # intent: which source, and its paused value to put back
 
-    workloads = await plan.plan_workloads(run.kube, ns, pvc)
+    workloads = await plan.plan_workloads(run.kube, ns, pvc, spec=run.r.spec,
+                                          argocd_namespace=run.settings.argocd_namespace)
     if workloads.problems:
-        raise Failed("cannot scale down what mounts the PVC: " + "; ".join(workloads.problems))
+        raise Failed("cannot stop what uses the PVC: " + "; ".join(workloads.problems))
     recorded = list(status.pvc_owners or [])
     known = {(o.api_version, o.kind, o.name) for o in recorded}
     new = [o for o in workloads.owners if (o.api_version, o.kind, o.name) not in known]
-    if status.pvc_owners is None or new:
+    recorded_stops = list(status.stopped or [])
+    known_stops = {s.key for s in recorded_stops}
+    new_stops = [s for s in workloads.stops if s.key not in known_stops]
+    new_notes = [n for n in workloads.notes if n not in (status.notes or [])]
+    if status.pvc_owners is None or new or new_stops or new_notes:
         status.pvc_owners = recorded + new
-        await run.save()  # intent: the replicas to scale back to, written before anything is scaled
+        status.stopped = recorded_stops + new_stops
+        status.notes = (status.notes or []) + new_notes
+        await run.save()  # intent: replicas and original values to put back, written before anything is changed
         crashpoint("recorded-owners")
+        for note in new_notes:
+            await run.event("Autoscaler", note)
 
     source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
     if source is None:
@@ -216,6 +225,9 @@ async def scale_down(run: Run) -> Phase | None:
     if not (source.get("spec") or {}).get("paused"):
         await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, volsync.set_paused(source, True))
 
+    for stop in sorted(status.stopped, key=stops.priority):
+        await stops.apply(run.kube, stop, r.name)
+        crashpoint(f"stopped:{stop.name}")
     for owner in status.pvc_owners:
         res = await run.kube.resource_for(owner.api_version, owner.kind)
         if res is None:
@@ -229,7 +241,8 @@ async def scale_down(run: Run) -> Phase | None:
             raise Failed(f"timed out after {run.settings.scale_down_timeout:g}s waiting for pods to stop: "
                          + ", ".join(sorted(p["metadata"]["name"] for p in remaining)))
         names = ", ".join(sorted(p["metadata"]["name"] for p in remaining))
-        await run.wait(f"waiting for {len(remaining)} pod(s) that mount the PVC to stop: {names}")
+        jobs = f" (running Jobs: {', '.join(workloads.jobs)})" if workloads.jobs else ""
+        await run.wait(f"waiting for {len(remaining)} pod(s) that mount the PVC to stop: {names}{jobs}")
         return None
     return Phase.RESTORE
 
@@ -308,6 +321,10 @@ async def finalize(run: Run) -> Phase | None:
                 crashpoint(f"scaled-up:{owner.name}")
         except k.NotFound:
             notes.append(f"{owner.ref} no longer exists")
+    for stop in sorted(status.stopped or [], key=stops.priority, reverse=True):
+        if not await stops.undo(run.kube, stop):
+            notes.append(f"{stop.kind} {stop.name} no longer exists")
+        crashpoint(f"unstopped:{stop.name}")
     if status.replication_source and status.replication_source_paused is not None:
         source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
         if source is None:

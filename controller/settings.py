@@ -25,6 +25,8 @@ class Settings:
     history_max_age: float = 7 * 86400.0
     #: ... and beyond the newest this many per PVC (0 keeps them all).
     history_max_count: int = 10
+    #: Where Argo CD Applications live (for workloads tracked by Argo CD).
+    argocd_namespace: str = "argocd"
     #: HTTP timeout of every API call (seconds).
     api_timeout: float = 15.0
     #: At most this many restores reconcile at the same time.

@@ -18,6 +18,7 @@ from . import model
 DEFAULT_TIMEOUT = 15.0
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 class KubeError(Exception):
@@ -91,6 +92,7 @@ STATEFULSETS = Resource("apps/v1", "StatefulSet", "statefulsets")
 DAEMONSETS = Resource("apps/v1", "DaemonSet", "daemonsets")
 JOBS = Resource("batch/v1", "Job", "jobs")
 CRONJOBS = Resource("batch/v1", "CronJob", "cronjobs")
+HPAS = Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers")
 LEASES = Resource("coordination.k8s.io/v1", "Lease", "leases")
 CRDS = Resource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions", namespaced=False)
 PVC_RESTORES = Resource(model.API_VERSION, model.KIND, model.PLURAL)
@@ -98,7 +100,7 @@ REPLICATION_SOURCES = Resource("volsync.backube/v1alpha1", "ReplicationSource", 
 REPLICATION_DESTINATIONS = Resource("volsync.backube/v1alpha1", "ReplicationDestination", "replicationdestinations")
 
 KNOWN = {(r.api_version, r.kind): r for r in (
-    PODS, PVCS, PVS, CONFIGMAPS, SECRETS, EVENTS, NAMESPACES, REPLICATION_CONTROLLERS, DEPLOYMENTS, REPLICASETS,
+    PODS, PVCS, PVS, CONFIGMAPS, SECRETS, EVENTS, NAMESPACES, REPLICATION_CONTROLLERS, DEPLOYMENTS, REPLICASETS, HPAS,
     STATEFULSETS, DAEMONSETS, JOBS, CRONJOBS, LEASES, CRDS, PVC_RESTORES, REPLICATION_SOURCES,
     REPLICATION_DESTINATIONS)}
 
@@ -272,6 +274,12 @@ class Kube:
         """JSON merge patch. Put ``metadata.resourceVersion`` in the patch to make it conditional (409 Conflict)."""
         return await self.request("PATCH", res.url(namespace, name, subresource), body=patch,
                                   content_type=MERGE_PATCH, what=self._what(res, name, namespace))
+
+    async def json_patch(self, res: Resource, name: str, namespace: str | None, ops: list[dict[str, Any]]
+                         ) -> dict[str, Any]:
+        """RFC 6902 JSON patch (exact replacement of a map, e.g. a nodeSelector, which a merge patch would merge)."""
+        return await self.request("PATCH", res.url(namespace, name), body=ops, content_type=JSON_PATCH,
+                                  what=self._what(res, name, namespace))
 
     async def replace(self, res: Resource, body: dict[str, Any], *, subresource: str | None = None) -> dict[str, Any]:
         meta = body["metadata"]

@@ -82,12 +82,58 @@ class Owner:
 
 
 @dataclasses.dataclass(frozen=True)
+class Stop:
+    """Something other than /scale that a restore does to stop what would write the PVC (or scale it back up),
+    recorded with the value to put back before it is done, and undone in Finalize.
+
+    methods: ``nodeSelector`` (DaemonSet: a nodeSelector no node matches), ``suspend`` (CronJob, Flux Kustomization
+    or HelmRelease: spec.suspend), ``argoAutomated`` (Argo CD Application: automated sync off), ``kedaPause``
+    (KEDA ScaledObject: the paused-replicas annotation), ``delete`` (a bare Pod, when allowed; not undone).
+    ``original`` is the JSON of the value to restore (``null``: it was absent).
+    """
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    method: str
+    original: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"apiVersion": self.api_version, "kind": self.kind, "name": self.name, "namespace": self.namespace,
+                "method": self.method, "original": self.original}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Stop:
+        return cls(data["apiVersion"], data["kind"], data["name"], data["namespace"], data["method"],
+                   data.get("original"))
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return self.api_version, self.kind, self.namespace, self.name, self.method
+
+    def describe(self) -> str:
+        return {
+            "nodeSelector": f"DaemonSet {self.name}: stopped with a nodeSelector no node matches, then given back "
+                            "its own",
+            "suspend": f"{self.kind} {self.namespace}/{self.name}: suspended, then resumed as it was",
+            "argoAutomated": f"Argo CD Application {self.namespace}/{self.name}: automated sync off, then back",
+            "kedaPause": f"KEDA ScaledObject {self.name}: paused at 0 replicas, then unpaused",
+            "delete": f"Pod {self.name}: deleted (it has no controller; it does not come back)",
+        }.get(self.method, f"{self.kind} {self.name}: {self.method}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Spec:
     pvc: str
     previous: int | None = None
     restore_as_of: str | None = None
     #: Per-restore limit of the Restore phase (a duration such as "2h"); None: the controller's default.
     timeout: str | None = None
+    #: Delete pods that mount the PVC but have no controller (otherwise they fail the restore).
+    delete_bare_pods: bool = False
+    #: Jobs (and CronJobs' Jobs) running on the PVC: "Wait" for them to finish, or "Fail" the restore at once.
+    running_jobs: str = "Wait"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"pvc": self.pvc}
@@ -97,6 +143,10 @@ class Spec:
             out["restoreAsOf"] = self.restore_as_of
         if self.timeout is not None:
             out["timeout"] = self.timeout
+        if self.delete_bare_pods:
+            out["deleteBarePods"] = True
+        if self.running_jobs != "Wait":
+            out["runningJobs"] = self.running_jobs
         return out
 
     @classmethod
@@ -107,6 +157,8 @@ class Spec:
             previous=None if previous is None else int(previous),
             restore_as_of=data.get("restoreAsOf"),
             timeout=data.get("timeout"),
+            delete_bare_pods=bool(data.get("deleteBarePods", False)),
+            running_jobs=data.get("runningJobs") or "Wait",
         )
 
     def describe_selector(self) -> str:
@@ -121,6 +173,8 @@ class Spec:
 class Status:
     phase: Phase | None = None
     pvc_owners: list[Owner] | None = None
+    stopped: list[Stop] | None = None
+    notes: list[str] | None = None
     replication_source: str | None = None
     replication_source_paused: bool | None = None
     replication_destination: str | None = None
@@ -139,6 +193,8 @@ class Status:
     _FIELDS = {
         "phase": "phase",
         "pvc_owners": "pvcOwners",
+        "stopped": "stopped",
+        "notes": "notes",
         "replication_source": "replicationSource",
         "replication_source_paused": "replicationSourcePaused",
         "replication_destination": "replicationDestination",
@@ -161,7 +217,7 @@ class Status:
             value = getattr(self, attr)
             if attr == "phase" and value is not None:
                 value = value.value
-            elif attr == "pvc_owners" and value is not None:
+            elif attr in ("pvc_owners", "stopped") and value is not None:
                 value = [o.to_dict() for o in value]
             out[key] = value
         return out
@@ -177,6 +233,8 @@ class Status:
             status.phase = Phase(status.phase)
         if status.pvc_owners is not None:
             status.pvc_owners = [Owner.from_dict(o) for o in status.pvc_owners]
+        if status.stopped is not None:
+            status.stopped = [Stop.from_dict(o) for o in status.stopped]
         status.conditions = list(status.conditions or [])
         return status
 

@@ -41,6 +41,8 @@ class OwnerGraph:
 
     tops: dict[Key, list[str]] = dataclasses.field(default_factory=dict)
     problems: list[str] = dataclasses.field(default_factory=list)
+    #: Pods without a controller (nothing can scale them down; only deleting them stops them).
+    bare: list[str] = dataclasses.field(default_factory=list)
 
 
 def parents_needed(objs: Iterable[Mapping[str, Any]], known: Mapping[Key, Any]) -> set[Key]:
@@ -50,7 +52,7 @@ def parents_needed(objs: Iterable[Mapping[str, Any]], known: Mapping[Key, Any]) 
 
 def walk(pods: Iterable[Mapping[str, Any]], objects: Mapping[Key, Mapping[str, Any] | None]) -> OwnerGraph:
     """Follow each pod's controller ownerReferences to the top. ``objects`` maps every referenced key to the
-    object, or None when it does not exist. A pod without a controller cannot be scaled down: a problem."""
+    object, or None when it does not exist. Pods without a controller are listed in ``bare``."""
     graph = OwnerGraph()
     for pod in pods:
         pod_name = pod["metadata"]["name"]
@@ -60,8 +62,7 @@ def walk(pods: Iterable[Mapping[str, Any]], objects: Mapping[Key, Mapping[str, A
             ref = controller_ref(obj)
             if ref is None:
                 if obj is pod:
-                    graph.problems.append(f"Pod {pod_name} mounts the PVC but has no controller to scale down; "
-                                          "delete it or stop it before restoring")
+                    graph.bare.append(pod_name)
                 else:
                     graph.tops.setdefault(key_of(obj), []).append(pod_name)
                 break

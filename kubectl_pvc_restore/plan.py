@@ -8,8 +8,9 @@ from typing import Any
 
 from . import kube as k
 from . import owners as og
+from . import stops as st
 from . import volsync
-from .model import Owner
+from .model import Owner, Spec, Stop
 
 
 @dataclasses.dataclass
@@ -17,6 +18,12 @@ class WorkloadPlan:
     pods: list[str]
     owners: list[Owner]
     problems: list[str]
+    #: Other things done to stop what writes the PVC or would scale it back up (see stops.py).
+    stops: list[Stop] = dataclasses.field(default_factory=list)
+    #: Pods of running Jobs that the restore waits for.
+    jobs: list[str] = dataclasses.field(default_factory=list)
+    #: Worth knowing but needing no action (HPAs).
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 async def pods_mounting(kube: k.Kube, namespace: str, pvc: str) -> list[dict[str, Any]]:
@@ -31,10 +38,14 @@ async def _fetch(kube: k.Kube, namespace: str, key: og.Key) -> dict[str, Any] | 
     return await kube.get_or_none(res, name, namespace)
 
 
-async def plan_workloads(kube: k.Kube, namespace: str, pvc: str,
-                         pods: list[dict[str, Any]] | None = None) -> WorkloadPlan:
-    """Walk the pods mounting ``pvc`` up to their top-level workloads and read each one's replicas via /scale.
-    Workloads that have no /scale subresource are problems: the restore must not start."""
+async def plan_workloads(kube: k.Kube, namespace: str, pvc: str, pods: list[dict[str, Any]] | None = None, *,
+                         spec: Spec | None = None, argocd_namespace: str = "argocd") -> WorkloadPlan:
+    """Walk the pods mounting ``pvc`` up to their top-level workloads: those with /scale are scaled (replicas read
+    via /scale); DaemonSets get a nodeSelector no node matches; CronJobs that mount the PVC are suspended and their
+    running Jobs waited for (or, with runningJobs: Fail, fail the restore); bare Pods are deleted only when the spec
+    allows it. GitOps owners and KEDA ScaledObjects of those workloads are suspended/paused too. Anything else is a
+    problem: the restore must not start."""
+    spec = spec or Spec(pvc=pvc)
     if pods is None:
         pods = await pods_mounting(kube, namespace, pvc)
     objects: dict[og.Key, dict[str, Any] | None] = {}
@@ -47,8 +58,21 @@ async def plan_workloads(kube: k.Kube, namespace: str, pvc: str,
                 frontier.append({**objects[key], "apiVersion": key[0], "kind": key[1]})
     graph = og.walk(pods, objects)
     owners: list[Owner] = []
+    stops: list[Stop] = []
+    jobs: list[str] = []
+    workloads: list[dict[str, Any]] = []
     problems = list(graph.problems)
-    for (api_version, kind, name), pod_names in sorted(graph.tops.items()):
+    for key, pod_names in sorted(graph.tops.items()):
+        api_version, kind, name = key
+        obj = objects.get(key) or {}
+        if (api_version, kind) == ("apps/v1", "DaemonSet"):
+            selector = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("nodeSelector")
+            stops.append(Stop(api_version, kind, name, namespace, "nodeSelector", st._dump(selector)))
+            workloads.append(obj)
+            continue
+        if st.is_job_pod_top(key):
+            jobs += pod_names
+            continue
         res = await kube.resource_for(api_version, kind)
         if res is None:
             problems.append(f"{kind} {name} (owner of pod {', '.join(pod_names)}) has no /scale subresource, "
@@ -56,7 +80,25 @@ async def plan_workloads(kube: k.Kube, namespace: str, pvc: str,
             continue
         scale = await kube.get_scale(res, name, namespace)
         owners.append(Owner(api_version, kind, name, namespace, int((scale.get("spec") or {}).get("replicas", 0))))
-    return WorkloadPlan(pods=sorted(p["metadata"]["name"] for p in pods), owners=owners, problems=problems)
+        workloads.append(obj)
+    for cronjob in await st.cronjobs_mounting(kube, namespace, pvc):
+        stops.append(Stop("batch/v1", "CronJob", cronjob["metadata"]["name"], namespace, "suspend",
+                          st._dump((cronjob.get("spec") or {}).get("suspend"))))
+        workloads.append(cronjob)
+    if jobs and spec.running_jobs == "Fail":
+        problems.append(f"Jobs are running on the PVC (pods {', '.join(sorted(jobs))}) and runningJobs is Fail")
+    by_name = {p["metadata"]["name"]: p for p in pods}
+    for pod_name in graph.bare:
+        if spec.delete_bare_pods:
+            stops.append(Stop("v1", "Pod", pod_name, namespace, "delete", by_name[pod_name]["metadata"]["uid"]))
+        else:
+            problems.append(f"Pod {pod_name} mounts the PVC but has no controller to scale down; delete it, or let "
+                            "the restore delete it (spec.deleteBarePods: true, or start --delete-bare-pods)")
+    gitops, notes = await st.gitops_and_autoscalers(kube, namespace, workloads, owners,
+                                                    argocd_namespace=argocd_namespace)
+    return WorkloadPlan(pods=sorted(p["metadata"]["name"] for p in pods), owners=owners, problems=problems,
+                        stops=sorted(gitops + stops, key=lambda s: (st.priority(s), s.key)), jobs=sorted(jobs),
+                        notes=notes)
 
 
 class SourceError(Exception):

@@ -15,7 +15,8 @@ tools="$repo/tools/controlplane"
 
 k8s_version=$(sed -nE "s/^(require)?[[:space:]]*k8s\.io\/kubernetes (v[0-9.]+).*/\2/p" "$tools/kubernetes/go.mod" | head -n1)
 volsync_version=$(cat "$tools/volsync.version")
-key=$(cat "$tools"/*/go.mod "$tools"/*/go.sum "$tools/volsync.version" "$0" | sha256sum | cut -c1-12)
+key=$(cat "$tools"/*/go.mod "$tools"/*/go.sum "$tools/volsync.version" "$tools/ecosystem.versions" "$0" \
+  | sha256sum | cut -c1-12)
 cache="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}/controlplane-$k8s_version-$key"
 
 if [ -f "$cache/complete" ]; then
@@ -67,6 +68,16 @@ volsync_dir=$(cd "$tools/kwok" && go mod download -json "github.com/backube/vols
 cp "$volsync_dir"/config/crd/bases/volsync.backube_replicationsources.yaml \
    "$volsync_dir"/config/crd/bases/volsync.backube_replicationdestinations.yaml "$work/crds/"
 chmod -R u+w "$work/crds"
+
+log "fetching Flux, Argo CD and KEDA CRDs"
+mkdir -p "$work/crds-ecosystem"
+grep -v '^#' "$tools/ecosystem.versions" | while read -r module version file; do
+  [ -n "$module" ] || continue
+  dir=$(cd "$tools/kwok" && go mod download -json "$module@$version" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
+  cp "$dir/$file" "$work/crds-ecosystem/"
+done
+chmod -R u+w "$work/crds-ecosystem"
 
 "$work/bin/kube-apiserver" --version >&2
 "$work/bin/etcd" --version | head -n1 >&2

@@ -96,19 +96,22 @@ def test_timeout(cluster, controller):
 
 def test_unscalable_owner_fails_before_touching_any_workload(cluster, controller):
     sc.setup(cluster)
-    cluster.kube.create(k.DAEMONSETS, {
-        "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent", "namespace": cluster.ns},
-        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": cluster.pod_template("agent", sc.PVC)},
-    }, cluster.ns)
-    cluster.wait_running(7, pvc=sc.PVC)  # 3 + 2 + one per kwok node
+    owner = cluster.kube.create(k.CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap",
+                                               "metadata": {"name": "odd-owner"}}, cluster.ns)
+    template = cluster.pod_template("odd", sc.PVC)
+    cluster.kube.create(k.PODS, {"apiVersion": "v1", "kind": "Pod", "spec": template["spec"], "metadata": {
+        "name": "odd", "namespace": cluster.ns, "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "odd-owner", "uid": owner["metadata"]["uid"],
+            "controller": True}]}}, cluster.ns)
+    cluster.wait_running(6, pvc=sc.PVC)
     before = generations(cluster)
     controller()
     create(cluster)
     restore = sc.wait_finished(cluster, "r1")
-    assert "DaemonSet agent" in restore["status"]["error"] and "no /scale subresource" in restore["status"]["error"]
+    assert "ConfigMap odd-owner" in restore["status"]["error"] and "no /scale subresource" in restore["status"]["error"]
     assert restore["status"].get("pvcOwners") is None
     assert generations(cluster) == before, "a workload or the source was touched"
-    sc.assert_cleaned_up(cluster, other_pods=2)
+    sc.assert_cleaned_up(cluster, other_pods=1)
 
 
 def test_bare_pod_fails_before_touching_any_workload(cluster, controller):
