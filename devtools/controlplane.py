@@ -34,9 +34,10 @@ def build() -> Path:
 
 class ControlPlane:
     def __init__(self, name: str = "pvc-restore", *, workdir: Path | None = None, nodes: int = 2,
-                 pvcrestore_crd: bool = True) -> None:
+                 pvcrestore_crd: bool = True, ecosystem_crds: bool = False) -> None:
         self.name = name
         self.pvcrestore_crd = pvcrestore_crd
+        self.ecosystem_crds = ecosystem_crds
         self.nodes = nodes
         self.workdir = Path(workdir or DEFAULT_WORKDIR)
         self.cache: Path | None = None
@@ -98,6 +99,8 @@ class ControlPlane:
     def install_crds(self) -> None:
         assert self.cache is not None
         files = sorted((self.cache / "crds").glob("*.yaml")) + ([PVCRESTORE_CRD] if self.pvcrestore_crd else [])
+        if self.ecosystem_crds:  # Flux Kustomization, Argo CD Application, KEDA ScaledObject
+            files += sorted((self.cache / "crds-ecosystem").glob("*.yaml"))
         args = ["apply", "--server-side", "--force-conflicts"]
         for f in files:
             args += ["-f", str(f)]

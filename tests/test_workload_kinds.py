@@ -145,3 +145,29 @@ def test_crash_at_each_new_step(cluster, controller_process, point):
     assert cluster.kube.get(k.CRONJOBS, "nightly", cluster.ns)["spec"]["suspend"] is False
     assert cluster.simulator_record(restore["status"]["replicationDestination"])["podsMountingPVC"] == []
     cluster.wait_running(3, pvc=sc.PVC)
+
+
+def test_dry_run_and_describe_show_the_extra_actions(cluster, controller, kubeconfig):
+    from click.testing import CliRunner
+
+    from kubectl_pvc_restore.cli import cli
+
+    sc.setup(cluster, statefulset=0, deployment=1, source=False)
+    cluster.replication_source(sc.SOURCE, sc.PVC, extra={"moverSecurityContext": None})
+    daemonset(cluster)
+    cronjob(cluster)
+    cluster.wait_running(3, pvc=sc.PVC)
+
+    def run(*args):
+        return CliRunner().invoke(cli, [*args, "--kubeconfig", kubeconfig, "-n", cluster.ns])
+
+    dry = run("start", "data", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "DaemonSet agent: stopped with a nodeSelector no node matches" in dry.output
+    assert "CronJob" in dry.output and "nightly: suspended, then resumed" in dry.output
+    assert "sets no moverSecurityContext" in dry.output
+    assert sc.restores(cluster) == [] and node_selector(cluster) is None
+    controller()
+    name = run("start", "data", "--wait").output.splitlines()[0]
+    described = run("describe", name)
+    assert "Also stopped:" in described.output and "DaemonSet agent" in described.output

@@ -55,6 +55,13 @@ async def command(client: Client, name: str, output: str | None) -> int:
         lines.append(f"  {o['kind']} {o['name']}: {o['replicas']} replica(s) before the restore{current}")
     if not owners and owners is not None:
         lines.append("  (none mounted the PVC)")
+    if status.get("stopped"):
+        from ..model import Stop
+
+        lines.append("Also stopped:")
+        lines += [f"  {Stop.from_dict(s).describe()}" for s in status["stopped"]]
+    for note in status.get("notes") or []:
+        lines.append(f"Note: {note}")
     lines.append(f"ReplicationSource:       {status.get('replicationSource') or '-'}"
                  + ("" if status.get("replicationSourcePaused") is None else
                     f" (paused before: {str(status['replicationSourcePaused']).lower()})"))

@@ -21,11 +21,16 @@ from .common import Client, command, dump, follow, output_option
 @click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="With --wait: give up after this.")
 @click.option("--restore-timeout", metavar="DURATION", help="How long the Restore phase may wait for the mover "
               "(e.g. 2h for a large volume); default: the controller's.")
+@click.option("--delete-bare-pods", is_flag=True, help="Delete pods that mount the PVC but have no controller "
+              "(they do not come back); otherwise they stop the restore.")
+@click.option("--running-jobs", type=click.Choice(["Wait", "Fail"]), default="Wait", show_default=True,
+              help="Jobs running on the PVC: wait for them, or fail at once.")
 @click.option("--dry-run", is_flag=True, help="Print what the restore would do and change nothing.")
 @output_option("name", "json", "yaml")
 @command
 async def command(client: Client, pvc: str, mode: str, previous: int | None, as_of: str | None, wait: bool,
-                  timeout: float | None, restore_timeout: str | None, dry_run: bool, output: str | None) -> int:
+                  timeout: float | None, restore_timeout: str | None, delete_bare_pods: bool, running_jobs: str,
+                  dry_run: bool, output: str | None) -> int:
     """Start a restore of PVC from its volsync backup.
 
     \b
@@ -58,12 +63,13 @@ async def command(client: Client, pvc: str, mode: str, previous: int | None, as_
     await client.pvc(pvc)
     ns = client.namespace
 
+    options = {"timeout": restore_timeout, "delete_bare_pods": delete_bare_pods, "running_jobs": running_jobs}
     if dry_run:
-        return await _dry_run(client, pvc, selector)
+        return await _dry_run(client, pvc, selector, options)
 
     await client.restores(ns)  # a clear message if the CRD is missing
     created = await create_restore(client.kube, ns, pvc, selector, created_by="kubectl pvc-restore start",
-                                   timeout=restore_timeout)
+                                   **options)
     name = created["metadata"]["name"]
     if output in ("json", "yaml"):
         click.echo(dump(created, output))
@@ -76,28 +82,48 @@ async def command(client: Client, pvc: str, mode: str, previous: int | None, as_
     return 0
 
 
-async def _dry_run(client: Client, pvc: str, selector) -> int:
+async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
+    import dataclasses
+
+    from .. import kube as k
     from .. import plan, volsync
+    from ..cli.doctor import PRIVILEGED_MOVERS
 
     ns = client.namespace
+    spec = dataclasses.replace(selector.spec(pvc), **options)
     problems: list[str] = []
+    warnings: list[str] = []
     try:
         source = await plan.find_source(client.kube, ns, pvc)
     except plan.SourceError as exc:
         source, problems = None, [str(exc)]
-    workloads = await plan.plan_workloads(client.kube, ns, pvc)
+    workloads = await plan.plan_workloads(client.kube, ns, pvc, spec=spec)
     problems += workloads.problems
     click.echo(f"Dry run: restore PVC {ns}/{pvc} from the {selector.describe()} snapshot. Nothing was changed.")
     click.echo("\nWorkloads to scale to 0 and back:")
     for owner in workloads.owners:
         click.echo(f"  {owner.kind} {owner.name}: {owner.replicas} replica(s)")
     if not workloads.owners:
-        click.echo("  (none: no running pod mounts the PVC)")
+        click.echo("  (none)")
+    if workloads.stops:
+        click.echo("Also stopped for the restore and put back after:")
+        for stop in workloads.stops:
+            click.echo(f"  {stop.describe()}")
+    if workloads.jobs:
+        click.echo(f"Running Jobs waited for: {', '.join(workloads.jobs)}")
+    for note in workloads.notes:
+        click.echo(f"Note: {note}")
     if workloads.pods:
         click.echo(f"Pods mounting the PVC now: {', '.join(workloads.pods)}")
     if source is not None:
-        click.echo(f"\nReplicationSource: {source['metadata']['name']} "
-                   f"(mover {volsync.mover_of(source)}, paused during the restore)")
+        mover = volsync.mover_of(source)
+        click.echo(f"\nReplicationSource: {source['metadata']['name']} (mover {mover}, paused during the restore)")
+        namespace = await client.kube.get_or_none(k.NAMESPACES, ns)
+        privileged = ((namespace or {}).get("metadata", {}).get("annotations") or {}).get(PRIVILEGED_MOVERS)
+        if not (source["spec"].get(mover) or {}).get("moverSecurityContext") and privileged != "true":
+            warnings.append(f"the ReplicationSource sets no moverSecurityContext and namespace {ns} lacks the "
+                            f"{PRIVILEGED_MOVERS}=true annotation: the restore mover may not be able to write files "
+                            "owned by your app")
         try:
             rd = volsync.destination_manifest(source, restore_name=f"{pvc}-<time>", namespace=ns, pvc=pvc,
                                               selector=selector, trigger="<unique>")
@@ -105,6 +131,8 @@ async def _dry_run(client: Client, pvc: str, selector) -> int:
             click.echo("  " + dump(rd, "yaml").replace("\n", "\n  "))
         except volsync.VolsyncError as exc:
             problems.append(str(exc))
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
     if problems:
         click.echo("\nThe restore would fail:", err=True)
         for problem in problems:

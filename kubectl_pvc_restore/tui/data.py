@@ -49,6 +49,8 @@ class Plan:
     owners: list[model.Owner]
     source: str | None
     problems: list[str]
+    stops: list[model.Stop] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 class Source(Protocol):
@@ -165,7 +167,7 @@ class Cluster:
         except (plan.SourceError, volsync.VolsyncError) as exc:
             problems.append(str(exc))
         workloads = await plan.plan_workloads(self.kube, namespace, pvc)
-        return Plan(workloads.owners, source_name, problems + workloads.problems)
+        return Plan(workloads.owners, source_name, problems + workloads.problems, workloads.stops, workloads.notes)
 
     async def create(self, namespace: str, pvc: str, selector: Selector) -> str:
         from ..restores import create_restore

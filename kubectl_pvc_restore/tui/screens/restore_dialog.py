@@ -168,6 +168,8 @@ class ConfirmRestore(ModalScreen[None]):
 
         lines = ["Workloads scaled to 0, then back:"]
         lines += [f"  {esc(o.kind)} {esc(o.name)}: {o.replicas} replica(s)" for o in plan.owners] or ["  (none)"]
+        lines += [f"Also: {esc(stop.describe())}" for stop in plan.stops]
+        lines += [f"Note: {esc(note)}" for note in plan.notes]
         lines.append(f"ReplicationSource used (paused meanwhile): {esc(plan.source or '-')}")
         self.query_one("#plan", Static).update("\n".join(lines))
         self.query_one("#problems", Static).update("\n".join(f"cannot restore: {esc(p)}" for p in plan.problems))
