@@ -12,7 +12,9 @@ waiting run back to back in one reconcile.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import re
 from typing import Any, Awaitable, Callable
 
 from kubectl_pvc_restore import kube as k
@@ -92,6 +94,9 @@ class Run:
     async def event(self, reason: str, message: str, *, warning: bool = False) -> None:
         await self.kube.event({**self.obj, "apiVersion": API_VERSION, "kind": KIND}, reason, message,
                               type_="Warning" if warning else "Normal")
+
+    def restore_limit(self) -> float:
+        return parse_duration(self.r.spec.timeout) if self.r.spec.timeout else self.settings.restore_timeout
 
     def fields(self) -> dict[str, str]:
         """Log fields naming this restore."""
@@ -249,8 +254,56 @@ async def scale_down(run: Run) -> Phase | None:
 
 # -- Restore ------------------------------------------------------------------------------------------------------
 
+async def safety_backup(run: Run) -> bool:
+    """spec.safetyBackup: back the current data up through the ReplicationSource (a manual trigger; the source's own
+    trigger is recorded first and put back in Finalize). True once the backup completed."""
+    status, ns, r = run.status, run.ns, run.r
+    backup = status.safety_backup
+    if backup and backup.get("completedAt"):
+        return True
+    source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
+    if source is None:
+        raise Failed(f"ReplicationSource {status.replication_source} was deleted during the restore")
+    if backup is None:
+        backup = {"trigger": f"pvc-restore-safety-{r.uid}",
+                  "originalTrigger": json.dumps((source.get("spec") or {}).get("trigger") or {}),
+                  "completedAt": None, "snapshot": None}
+        status.safety_backup = backup
+        await run.save()  # intent: the source's trigger to put back
+        crashpoint("recorded-safety-backup")
+    src_status = source.get("status") or {}
+    if src_status.get("lastManualSync") == backup["trigger"]:
+        mover = src_status.get("latestMoverStatus") or {}
+        if mover.get("result") != "Successful":
+            raise Failed("the safety backup failed, so nothing was restored:\n"
+                         + volsync.log_tail(mover.get("logs") or ""))
+        saved = re.search(r"snapshot (\S+) saved", mover.get("logs") or "")
+        status.safety_backup = {**backup, "completedAt": src_status.get("lastSyncTime") or format_time(now()),
+                                "snapshot": saved.group(1) if saved else None}
+        await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, volsync.set_paused(source, True))
+        await run.save()
+        await run.event("SafetyBackup", f"backed up the current data first (snapshot "
+                                        f"{status.safety_backup['snapshot'] or 'unknown'}); undo with: "
+                                        f"kubectl pvc-restore undo {r.name} -n {ns}")
+        return True
+    spec = source.get("spec") or {}
+    if (spec.get("trigger") or {}).get("manual") != backup["trigger"] or spec.get("paused"):
+        trigger = {key: None for key in (spec.get("trigger") or {})}
+        trigger["manual"] = backup["trigger"]
+        await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, {
+            "metadata": {"resourceVersion": source["metadata"]["resourceVersion"]},
+            "spec": {"trigger": trigger, "paused": False}})
+    if run.phase_age() > run.restore_limit():
+        raise Failed(f"timed out after {run.restore_limit():g}s waiting for the safety backup "
+                     f"(ReplicationSource {status.replication_source}); nothing was restored")
+    await run.wait(f"taking the safety backup first (ReplicationSource {status.replication_source})")
+    return False
+
+
 async def restore(run: Run) -> Phase | None:
     status, ns, r = run.status, run.ns, run.r
+    if r.spec.safety_backup and not await safety_backup(run):
+        return None
     if status.trigger is None or status.replication_destination is None:
         status.trigger = f"pvc-restore-{r.uid}"
         status.replication_destination = volsync.destination_name(r.name)
@@ -261,9 +314,13 @@ async def restore(run: Run) -> Phase | None:
         source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
         if source is None:
             raise Failed(f"ReplicationSource {status.replication_source} was deleted during the restore")
+        selector = run.selector
+        if r.spec.safety_backup and not selector.restore_as_of:
+            # The safety backup is now the newest snapshot: skip it, so "latest"/"previous N" keep their meaning.
+            selector = Selector(previous=(selector.previous or 0) + 1)
         try:
             body = volsync.destination_manifest(
-                source, restore_name=r.name, namespace=ns, pvc=r.spec.pvc, selector=run.selector,
+                source, restore_name=r.name, namespace=ns, pvc=r.spec.pvc, selector=selector,
                 trigger=status.trigger, owner_reference=r.owner_reference(),
                 cache_storage_class=run.settings.cache_storage_class)
         except volsync.VolsyncError as exc:
@@ -285,7 +342,7 @@ async def restore(run: Run) -> Phase | None:
         if result.error:
             raise Failed(result.error)
         return Phase.FINALIZE
-    limit = parse_duration(r.spec.timeout) if r.spec.timeout else run.settings.restore_timeout
+    limit = run.restore_limit()
     if run.phase_age() > limit:
         raise Failed(f"timed out after {limit:g}s waiting for the volsync mover "
                      f"(ReplicationDestination {status.replication_destination})")
@@ -329,9 +386,18 @@ async def finalize(run: Run) -> Phase | None:
         source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
         if source is None:
             notes.append(f"ReplicationSource {status.replication_source} no longer exists")
-        elif bool((source.get("spec") or {}).get("paused", False)) != status.replication_source_paused:
-            await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns,
-                                 volsync.set_paused(source, status.replication_source_paused))
+        else:
+            spec = source.get("spec") or {}
+            patch: dict[str, Any] = {}
+            if status.safety_backup:
+                original = json.loads(status.safety_backup["originalTrigger"])
+                if (spec.get("trigger") or {}) != original:
+                    patch["trigger"] = {**{key: None for key in spec.get("trigger") or {}}, **original}
+            if bool(spec.get("paused", False)) != status.replication_source_paused:
+                patch["paused"] = status.replication_source_paused
+            if patch:
+                await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, {
+                    "metadata": {"resourceVersion": source["metadata"]["resourceVersion"]}, "spec": patch})
     await release_lock(run)
     if notes:
         status.message = "; ".join(notes)

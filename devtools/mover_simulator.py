@@ -16,6 +16,10 @@ precision; with ``restoreAsOf`` start at the newest at or before that time, else
 ``previous`` more. Past the oldest it logs ``No eligible snapshots found`` and ``=== No data will be restored ===`` and
 still ends ``Successful``; otherwise ``Selected restic snapshot with id: <id>``.
 
+A restic ReplicationSource whose ``spec.trigger.manual`` differs from ``status.lastManualSync`` (and is not paused)
+gets a backup: a new snapshot, taken now, is added to the repository's history, and the source's status is set as
+volsync sets it (``lastManualSync``, ``lastSyncTime``, ``latestMoverStatus`` with ``snapshot <id> saved``).
+
 Each completed sync is recorded in the ConfigMap ``volsync-mover-simulator-record`` (key ``<destination name>``:
 JSON with the chosen snapshot and the pods that still mounted the destination PVC when the mover started), so tests
 can assert what was restored and that no workload was running during the restore.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import logging
 import sys
@@ -144,12 +149,43 @@ class MoverSimulator:
         del self.started[key]
         log.info("sync of %s/%s finished: %s, snapshot %s", ns, name, result, snapshot)
 
+    async def backup(self, rs: dict[str, Any]) -> None:
+        """A manual backup of a restic ReplicationSource: a new snapshot (now) in the simulated repository."""
+        meta, spec, status = rs["metadata"], rs.get("spec") or {}, rs.get("status") or {}
+        trigger = (spec.get("trigger") or {}).get("manual")
+        restic = spec.get("restic")
+        if not trigger or trigger == status.get("lastManualSync") or spec.get("paused") or restic is None:
+            return
+        key = (meta["uid"], trigger)
+        self.started.setdefault(key, now())
+        snapshots, behaviour = await self.config(meta["namespace"])
+        if (now() - self.started[key]).total_seconds() < float(behaviour.get("delaySeconds", 1.0)):
+            return
+        repository = restic.get("repository", "")
+        moment = now()
+        snapshot = {"id": hashlib.sha256(f"{meta['uid']}{trigger}".encode()).hexdigest()[:16],
+                    "time": moment.isoformat()}
+        snapshots.setdefault(repository, []).append(snapshot)
+        await self.kube.patch(k.CONFIGMAPS, CONFIG, meta["namespace"], {"data": {"snapshots": json.dumps(snapshots)}})
+        await self.kube.patch(k.REPLICATION_SOURCES, meta["name"], meta["namespace"], {"status": {
+            "lastManualSync": trigger, "lastSyncTime": format_time(moment),
+            "latestMoverStatus": {"result": "Successful",
+                                  "logs": f"Starting container\nsnapshot {snapshot['id'][:8]} saved\n"}}},
+            subresource="status")
+        del self.started[key]
+        log.info("backup of %s/%s: snapshot %s", meta["namespace"], meta["name"], snapshot["id"])
+
     async def run_once(self) -> None:
         for rd in await self.kube.list(k.REPLICATION_DESTINATIONS, self.namespace):
             try:
                 await self.step(rd)
             except k.KubeError as exc:  # the destination may be deleted under us
                 log.debug("step %s: %s", rd["metadata"]["name"], exc)
+        for rs in await self.kube.list(k.REPLICATION_SOURCES, self.namespace):
+            try:
+                await self.backup(rs)
+            except k.KubeError as exc:
+                log.debug("backup %s: %s", rs["metadata"]["name"], exc)
 
     async def run(self) -> None:
         while True:

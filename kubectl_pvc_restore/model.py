@@ -132,6 +132,8 @@ class Spec:
     timeout: str | None = None
     #: Delete pods that mount the PVC but have no controller (otherwise they fail the restore).
     delete_bare_pods: bool = False
+    #: Back the current data up before restoring, so the restore can be undone.
+    safety_backup: bool = False
     #: Jobs (and CronJobs' Jobs) running on the PVC: "Wait" for them to finish, or "Fail" the restore at once.
     running_jobs: str = "Wait"
 
@@ -145,6 +147,8 @@ class Spec:
             out["timeout"] = self.timeout
         if self.delete_bare_pods:
             out["deleteBarePods"] = True
+        if self.safety_backup:
+            out["safetyBackup"] = True
         if self.running_jobs != "Wait":
             out["runningJobs"] = self.running_jobs
         return out
@@ -158,6 +162,7 @@ class Spec:
             restore_as_of=data.get("restoreAsOf"),
             timeout=data.get("timeout"),
             delete_bare_pods=bool(data.get("deleteBarePods", False)),
+            safety_backup=bool(data.get("safetyBackup", False)),
             running_jobs=data.get("runningJobs") or "Wait",
         )
 
@@ -175,6 +180,8 @@ class Status:
     pvc_owners: list[Owner] | None = None
     stopped: list[Stop] | None = None
     notes: list[str] | None = None
+    #: {"trigger", "originalTrigger", "completedAt", "snapshot"} while/after taking the safety backup.
+    safety_backup: dict[str, Any] | None = None
     replication_source: str | None = None
     replication_source_paused: bool | None = None
     replication_destination: str | None = None
@@ -195,6 +202,7 @@ class Status:
         "pvc_owners": "pvcOwners",
         "stopped": "stopped",
         "notes": "notes",
+        "safety_backup": "safetyBackup",
         "replication_source": "replicationSource",
         "replication_source_paused": "replicationSourcePaused",
         "replication_destination": "replicationDestination",

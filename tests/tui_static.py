@@ -67,7 +67,7 @@ class StaticSource:
         return Plan([model.Owner("apps/v1", "Deployment", "web", NS, 3),
                      model.Owner("apps/v1", "StatefulSet", "db", NS, 2)], f"{pvc}-backup", [])
 
-    async def create(self, namespace, pvc, selector):
+    async def create(self, namespace, pvc, selector, *, safety_backup=False):
         return f"{pvc}-1714740000"
 
     async def cancel(self, namespace, name):

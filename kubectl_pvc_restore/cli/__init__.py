@@ -18,6 +18,7 @@ COMMANDS = {
     "describe": ("describe", "Show a PVCRestore in detail: phases, workloads, volsync state, events."),
     "watch": ("watch", "Follow a PVCRestore until it is Finished (exit code = success)."),
     "cancel": ("cancel", "Cancel a PVCRestore: delete it; the controller scales workloads back first."),
+    "undo": ("undo", "Undo a restore started with --safety-backup (restore the backup taken just before it)."),
     "locks": ("locks", "List restore locks, or clear a stale one."),
     "snapshots": ("snapshots", "A PVC's backup state and its restic snapshots, and what each selector restores."),
     "doctor": ("doctor", "Check the installation (and a PVC's backup and restore state); say how to fix problems."),

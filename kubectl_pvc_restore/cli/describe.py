@@ -62,6 +62,11 @@ async def command(client: Client, name: str, output: str | None) -> int:
         lines += [f"  {Stop.from_dict(s).describe()}" for s in status["stopped"]]
     for note in status.get("notes") or []:
         lines.append(f"Note: {note}")
+    if status.get("safetyBackup"):
+        backup = status["safetyBackup"]
+        lines.append(f"Safety backup:           " + (f"snapshot {backup.get('snapshot')} at {backup['completedAt']} "
+                                                      f"(undo: kubectl pvc-restore undo {meta['name']})"
+                                                      if backup.get("completedAt") else "in progress"))
     lines.append(f"ReplicationSource:       {status.get('replicationSource') or '-'}"
                  + ("" if status.get("replicationSourcePaused") is None else
                     f" (paused before: {str(status['replicationSourcePaused']).lower()})"))

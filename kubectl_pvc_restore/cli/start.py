@@ -21,6 +21,8 @@ from .common import Client, command, dump, follow, output_option
 @click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="With --wait: give up after this.")
 @click.option("--restore-timeout", metavar="DURATION", help="How long the Restore phase may wait for the mover "
               "(e.g. 2h for a large volume); default: the controller's.")
+@click.option("--safety-backup", is_flag=True, help="Back the PVC's current data up first, so the restore can be "
+              "undone (kubectl pvc-restore undo NAME).")
 @click.option("--delete-bare-pods", is_flag=True, help="Delete pods that mount the PVC but have no controller "
               "(they do not come back); otherwise they stop the restore.")
 @click.option("--running-jobs", type=click.Choice(["Wait", "Fail"]), default="Wait", show_default=True,
@@ -29,7 +31,8 @@ from .common import Client, command, dump, follow, output_option
 @output_option("name", "json", "yaml")
 @command
 async def command(client: Client, pvc: str, mode: str, previous: int | None, as_of: str | None, wait: bool,
-                  timeout: float | None, restore_timeout: str | None, delete_bare_pods: bool, running_jobs: str,
+                  timeout: float | None, restore_timeout: str | None, safety_backup: bool, delete_bare_pods: bool,
+                  running_jobs: str,
                   dry_run: bool, output: str | None) -> int:
     """Start a restore of PVC from its volsync backup.
 
@@ -63,7 +66,8 @@ async def command(client: Client, pvc: str, mode: str, previous: int | None, as_
     await client.pvc(pvc)
     ns = client.namespace
 
-    options = {"timeout": restore_timeout, "delete_bare_pods": delete_bare_pods, "running_jobs": running_jobs}
+    options = {"timeout": restore_timeout, "delete_bare_pods": delete_bare_pods, "running_jobs": running_jobs,
+               "safety_backup": safety_backup}
     if dry_run:
         return await _dry_run(client, pvc, selector, options)
 
@@ -111,6 +115,8 @@ async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
             click.echo(f"  {stop.describe()}")
     if workloads.jobs:
         click.echo(f"Running Jobs waited for: {', '.join(workloads.jobs)}")
+    if spec.safety_backup:
+        click.echo("Safety backup: the current data is backed up first (undo with kubectl pvc-restore undo)")
     for note in workloads.notes:
         click.echo(f"Note: {note}")
     if workloads.pods:

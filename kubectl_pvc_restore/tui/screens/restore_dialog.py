@@ -6,9 +6,9 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
 from ... import model, volsync
 from ...selector import Selector, SelectorError, parse_as_of
@@ -18,11 +18,12 @@ from ..widgets import KeyedTable, short_time
 class RestoreDialog(ModalScreen[None]):
     DEFAULT_CSS = """
     RestoreDialog { align: center middle; }
-    RestoreDialog > Vertical { width: 78; height: auto; max-height: 22; border: thick $primary; padding: 0 1;
-                               background: $surface; }
+    RestoreDialog > VerticalScroll { width: 78; height: auto; max-height: 100%; border: thick $primary;
+                                     padding: 0 1; background: $surface; }
     RestoreDialog Horizontal { height: auto; }
     RestoreDialog Input { width: 1fr; }
-    RestoreDialog KeyedTable { height: 6; }
+    RestoreDialog KeyedTable { height: 4; }
+    RestoreDialog Checkbox { border: none; padding: 0; }
     RestoreDialog #choice { color: $success; }
     RestoreDialog #problem { color: $error; }
     """
@@ -34,7 +35,7 @@ class RestoreDialog(ModalScreen[None]):
         self.snapshots: list[dict[str, str]] | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with VerticalScroll():
             yield Label(Text.assemble("Restore PVC ", (f"{self.namespace}/{self.pvc}", "bold"), " from:"))
             with RadioSet(id="mode"):
                 yield RadioButton("the latest snapshot", value=True, id="latest")
@@ -47,6 +48,7 @@ class RestoreDialog(ModalScreen[None]):
             yield KeyedTable(["#", "SNAPSHOT", "TIME (UTC)"], id="snapshots")
             yield Static("", id="choice")
             yield Static("", id="problem")
+            yield Checkbox("back up the current data first (the restore can then be undone)", id="safety")
             with Horizontal():
                 yield Button("Next", variant="primary", id="next")
                 yield Button("Cancel", id="cancel")
@@ -123,7 +125,8 @@ class RestoreDialog(ModalScreen[None]):
         except SelectorError as exc:
             self.query_one("#problem", Static).update(Text(str(exc)))
             return
-        self.app.switch_screen(ConfirmRestore(self.namespace, self.pvc, selector))
+        safety = self.query_one("#safety", Checkbox).value
+        self.app.switch_screen(ConfirmRestore(self.namespace, self.pvc, selector, safety_backup=safety))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -139,9 +142,10 @@ class ConfirmRestore(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, namespace: str, pvc: str, selector: Selector) -> None:
+    def __init__(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False) -> None:
         super().__init__()
         self.namespace, self.pvc, self.selector = namespace, pvc, selector
+        self.safety_backup = safety_backup
         self.blocked = True
 
     def compose(self) -> ComposeResult:
@@ -170,6 +174,8 @@ class ConfirmRestore(ModalScreen[None]):
         lines += [f"  {esc(o.kind)} {esc(o.name)}: {o.replicas} replica(s)" for o in plan.owners] or ["  (none)"]
         lines += [f"Also: {esc(stop.describe())}" for stop in plan.stops]
         lines += [f"Note: {esc(note)}" for note in plan.notes]
+        if self.safety_backup:
+            lines.append("Safety backup of the current data first (undo possible)")
         lines.append(f"ReplicationSource used (paused meanwhile): {esc(plan.source or '-')}")
         self.query_one("#plan", Static).update("\n".join(lines))
         self.query_one("#problems", Static).update("\n".join(f"cannot restore: {esc(p)}" for p in plan.problems))
@@ -195,7 +201,8 @@ class ConfirmRestore(ModalScreen[None]):
 
     async def _create(self) -> None:
         self.query_one("#go", Button).disabled = True
-        name = await self.app.call_api(lambda source: source.create(self.namespace, self.pvc, self.selector))
+        name = await self.app.call_api(lambda source: source.create(self.namespace, self.pvc, self.selector,
+                                                                     safety_backup=self.safety_backup))
         if name is None:
             self._enable()
             return
