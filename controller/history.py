@@ -4,8 +4,6 @@ deleted, so `kubectl get pvcrestores` does not grow forever."""
 from __future__ import annotations
 
 import logging
-from typing import Any
-
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore.model import PVCRestore, now, parse_time
 

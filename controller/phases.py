@@ -11,7 +11,6 @@ waiting run back to back in one reconcile.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import re

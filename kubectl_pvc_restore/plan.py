@@ -116,3 +116,24 @@ async def find_source(kube: k.Kube, namespace: str, pvc: str) -> dict[str, Any]:
         raise SourceError(f"several ReplicationSources back up PVC {pvc} ({names}); "
                           "pvc-restore cannot tell which backup to restore")
     return sources[0]
+
+
+PRIVILEGED_MOVERS = "volsync.backube/privileged-movers"
+
+
+async def mover_permission_warning(kube: k.Kube, namespace: str, source: dict[str, Any]) -> str | None:
+    """volsync's mover permission pitfall: without ``moverSecurityContext`` on the source and without the
+    privileged-movers annotation on the namespace, the restore mover runs unprivileged and may not be able to write
+    the app's files. The warning text, or None."""
+    try:
+        mover = volsync.mover_of(source)
+    except volsync.VolsyncError:
+        return None
+    if ((source.get("spec") or {}).get(mover) or {}).get("moverSecurityContext"):
+        return None
+    ns = await kube.get_or_none(k.NAMESPACES, namespace)
+    if ((ns or {}).get("metadata", {}).get("annotations") or {}).get(PRIVILEGED_MOVERS) == "true":
+        return None
+    return (f"ReplicationSource {source['metadata']['name']} sets no moverSecurityContext and namespace {namespace} "
+            f"lacks the {PRIVILEGED_MOVERS}=true annotation: the restore mover may not be able to write files owned "
+            f"by your app (set spec.{mover}.moverSecurityContext to the app's runAsUser/fsGroup)")

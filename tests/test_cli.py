@@ -13,7 +13,6 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks
 from kubectl_pvc_restore.cli import cli
 from tests import scenario as sc
-from tests.helpers import wait_for
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

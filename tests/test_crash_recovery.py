@@ -9,7 +9,6 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
 from controller.triggers import CLAIM_ANNOTATION
 from tests import scenario as sc
-from tests.helpers import wait_for
 
 CRASH_POINTS = [
     "claimed-name",          # annotation trigger: name claimed on the PVC, PVCRestore not created yet

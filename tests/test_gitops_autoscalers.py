@@ -73,13 +73,18 @@ async def holds(kube: k.Kube, dep: dict) -> bool:
     return False
 
 
-@pytest.fixture
-def eco_cluster(eco, portal):
-    cp, kube = eco
-    ns = f"eco-{uuid.uuid4().hex[:8]}"
+def new_namespace(kube: SyncKube, prefix: str) -> str:
+    ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
     kube.create(k.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     wait_for(lambda: kube.get_or_none(k.Resource("v1", "ServiceAccount", "serviceaccounts"), "default", ns),
              message="default ServiceAccount")
+    return ns
+
+
+@pytest.fixture
+def eco_cluster(eco, portal):
+    cp, kube = eco
+    ns = new_namespace(kube, "eco")
     cluster = Cluster(kube, ns)
     stop = asyncio.Event()
     ctl = Controller(kube.kube, Settings(namespace=ns, poll_interval=0.2, restore_timeout=30,
@@ -180,10 +185,7 @@ def test_crash_at_each_gitops_and_autoscaler_step(eco, portal, point, tmp_path):
     import sys
 
     cp, kube = eco
-    ns = f"eco-crash-{uuid.uuid4().hex[:6]}"
-    kube.create(k.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    wait_for(lambda: kube.get_or_none(k.Resource("v1", "ServiceAccount", "serviceaccounts"), "default", ns),
-             message="default ServiceAccount")
+    ns = new_namespace(kube, "eco-crash")
     cluster = Cluster(kube, ns)
     cluster.kube.create(KUSTOMIZATIONS, {
         "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",

@@ -3,7 +3,6 @@ Standard, its RBAC running a restore), the Dockerfile's install steps, and the k
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -12,7 +11,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
 import yaml
 
 from kubectl_pvc_restore import kube as k

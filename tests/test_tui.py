@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-import pytest
-
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks
 from kubectl_pvc_restore.tui.app import PVCRestoreApp
@@ -137,7 +135,6 @@ def test_real_tui_in_tmux(cluster, control_plane, kubeconfig, tmp_path):
     import shutil
     import subprocess
     import sys
-    import time
 
     tmux = shutil.which("tmux")
     assert tmux, "tmux is required (scripts/setup.sh installs it)"

@@ -6,7 +6,7 @@ import click
 
 from .complete import complete_restores
 
-from .common import Client, command, follow
+from .common import Client, command
 
 
 @click.command("cancel")

@@ -64,7 +64,7 @@ async def command(client: Client, name: str, output: str | None) -> int:
         lines.append(f"Note: {note}")
     if status.get("safetyBackup"):
         backup = status["safetyBackup"]
-        lines.append(f"Safety backup:           " + (f"snapshot {backup.get('snapshot')} at {backup['completedAt']} "
+        lines.append("Safety backup:           " + (f"snapshot {backup.get('snapshot')} at {backup['completedAt']} "
                                                       f"(undo: kubectl pvc-restore undo {meta['name']})"
                                                       if backup.get("completedAt") else "in progress"))
     lines.append(f"ReplicationSource:       {status.get('replicationSource') or '-'}"

@@ -11,7 +11,6 @@ from .complete import complete_pvcs
 from .common import Client, age, command
 
 CONTROLLER_SELECTOR = "app.kubernetes.io/name=pvc-restore"
-PRIVILEGED_MOVERS = "volsync.backube/privileged-movers"
 
 
 @dataclasses.dataclass
@@ -51,8 +50,6 @@ class Report:
 async def command(client: Client, pvc: str | None) -> int:
     """Check that pvc-restore can work here: CRDs, the controller, storage for the restic cache; with PVC also its
     ReplicationSource and last backup, mover permissions, its lock, and any stuck restore. Exit 1 on a failure."""
-    from .. import kube as k
-
     report = Report()
     await check_installation(client, report)
     if pvc:
@@ -155,7 +152,6 @@ async def check_pvc(client: Client, report: Report, pvc: str) -> None:
             report.ok(f"ReplicationSource {name} backs it up with the {mover} mover")
         except volsync.VolsyncError as exc:
             report.fail(str(exc))
-            mover = None
         if not status.get("lastSyncTime"):
             report.warn(f"ReplicationSource {name} has never completed a backup", "check the source's mover logs")
         elif result == "Failed":
@@ -167,15 +163,9 @@ async def check_pvc(client: Client, report: Report, pvc: str) -> None:
         if (source.get("spec") or {}).get("paused"):
             report.warn(f"ReplicationSource {name} is paused: no backups are taken",
                         "a restore pauses it only while it runs; unpause it if a restore did not")
-        if mover:
-            section = source["spec"][mover]
-            namespace = await client.kube.get_or_none(k.NAMESPACES, ns)
-            privileged = ((namespace or {}).get("metadata", {}).get("annotations") or {}).get(PRIVILEGED_MOVERS)
-            if not section.get("moverSecurityContext") and privileged != "true":
-                report.warn(f"ReplicationSource {name} sets no moverSecurityContext and namespace {ns} lacks the "
-                            f"{PRIVILEGED_MOVERS}=true annotation: the restore mover may not be able to write "
-                            "files owned by your app",
-                            "set spec." + mover + ".moverSecurityContext to the app's runAsUser/fsGroup")
+        warning = await plan.mover_permission_warning(client.kube, ns, source)
+        if warning:
+            report.warn(warning)
     workloads = await plan.plan_workloads(client.kube, ns, pvc)
     for problem in workloads.problems:
         report.fail(problem)

@@ -89,9 +89,7 @@ async def command(client: Client, pvc: str, mode: str, previous: int | None, as_
 async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
     import dataclasses
 
-    from .. import kube as k
     from .. import plan, volsync
-    from ..cli.doctor import PRIVILEGED_MOVERS
 
     ns = client.namespace
     spec = dataclasses.replace(selector.spec(pvc), **options)
@@ -124,12 +122,9 @@ async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
     if source is not None:
         mover = volsync.mover_of(source)
         click.echo(f"\nReplicationSource: {source['metadata']['name']} (mover {mover}, paused during the restore)")
-        namespace = await client.kube.get_or_none(k.NAMESPACES, ns)
-        privileged = ((namespace or {}).get("metadata", {}).get("annotations") or {}).get(PRIVILEGED_MOVERS)
-        if not (source["spec"].get(mover) or {}).get("moverSecurityContext") and privileged != "true":
-            warnings.append(f"the ReplicationSource sets no moverSecurityContext and namespace {ns} lacks the "
-                            f"{PRIVILEGED_MOVERS}=true annotation: the restore mover may not be able to write files "
-                            "owned by your app")
+        warning = await plan.mover_permission_warning(client.kube, ns, source)
+        if warning:
+            warnings.append(warning)
         try:
             rd = volsync.destination_manifest(source, restore_name=f"{pvc}-<time>", namespace=ns, pvc=pvc,
                                               selector=selector, trigger="<unique>")

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 from textual.coordinate import Coordinate
+from textual.screen import Screen
 from textual.widgets import DataTable, Static
+
+
+class PolledScreen(Screen):
+    """A screen whose data is (re)loaded by ``load()`` in a background worker, now and every poll interval, so the
+    UI never waits for the API. Subclasses call ``start_polling()`` from ``on_mount``."""
+
+    def start_polling(self) -> None:
+        self.set_interval(self.app.poll_interval, self.reload)
+        self.reload()
+
+    def reload(self) -> None:
+        self.run_worker(self.load(), group="load", exclusive=True)
+
+    async def load(self) -> None:
+        raise NotImplementedError
 
 
 class MessageBar(Static):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from ..data import LiveLock, LockRow
-from ..widgets import KeyedTable, MessageBar, age
+from ..widgets import PolledScreen, KeyedTable, MessageBar, age
 
 
-class LocksScreen(Screen):
+class LocksScreen(PolledScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("c", "clear", "Clear lock")]
 
     def __init__(self) -> None:
@@ -27,13 +26,10 @@ class LocksScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "locks"
         self.query_one(KeyedTable).focus()
-        self.set_interval(self.app.poll_interval, self.reload)
-        self.reload()
+        self.start_polling()
 
-    def reload(self) -> None:
-        self.run_worker(self._load(), group="locks", exclusive=True)
 
-    async def _load(self) -> None:
+    async def load(self) -> None:
         rows = await self.app.call_api(lambda source: source.locks())
         if rows is None:
             return

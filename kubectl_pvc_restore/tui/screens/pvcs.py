@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 
 from ..data import PVCRow
-from ..widgets import KeyedTable, MessageBar, short_time
+from ..widgets import PolledScreen, KeyedTable, MessageBar, short_time
 
 COLUMNS = ["PVC", "SIZE", "SOURCE", "MOVER", "LAST BACKUP", "RESULT", "RESTORE / LOCK"]
 
@@ -24,7 +23,7 @@ def cells(row: PVCRow, all_namespaces: bool) -> list[str]:
     return [name, row.size, row.source, row.mover, short_time(row.last_backup)[5:], row.last_result, state(row)]
 
 
-class PVCsScreen(Screen):
+class PVCsScreen(PolledScreen):
     BINDINGS = [
         Binding("r", "restore", "Restore"),
         Binding("enter", "open", "Open restore", show=False),
@@ -48,13 +47,10 @@ class PVCsScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(KeyedTable).focus()
-        self.set_interval(self.app.poll_interval, self.refresh_rows)
-        self.refresh_rows()
+        self.start_polling()
 
-    def refresh_rows(self) -> None:
-        self.run_worker(self._load(), group="pvcs", exclusive=True)
 
-    async def _load(self) -> None:
+    async def load(self) -> None:
         rows = await self.app.call_api(lambda source: source.pvcs())
         if rows is not None:
             self.rows = rows

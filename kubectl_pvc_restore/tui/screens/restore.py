@@ -5,14 +5,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from rich.markup import escape as esc
 
 from ... import volsync
 from ...model import Phase
-from ..widgets import MessageBar, age, short_time
+from ..widgets import PolledScreen, MessageBar, age, short_time
 
 PHASES = [p.value for p in Phase]
 
@@ -59,7 +58,7 @@ def render(obj: dict, events: list[dict], destination: dict | None) -> str:
     return "\n".join(lines)
 
 
-class RestoreScreen(Screen):
+class RestoreScreen(PolledScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("c", "cancel", "Cancel restore"),
                 Binding("question_mark", "help", "Help")]
 
@@ -77,13 +76,10 @@ class RestoreScreen(Screen):
 
     def on_mount(self) -> None:
         self.sub_title = f"restore {self.namespace}/{self.restore_name}"
-        self.set_interval(self.app.poll_interval, self.reload)
-        self.reload()
+        self.start_polling()
 
-    def reload(self) -> None:
-        self.run_worker(self._load(), group=f"restore-{self.restore_name}", exclusive=True)
 
-    async def _load(self) -> None:
+    async def load(self) -> None:
         async def fetch(source):
             obj = await source.restore(self.namespace, self.restore_name)
             if obj is None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from ...model import Spec
-from ..widgets import KeyedTable, MessageBar, age
+from ..widgets import PolledScreen, KeyedTable, MessageBar, age
 
 
-class RestoresScreen(Screen):
+class RestoresScreen(PolledScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("enter", "open", "Open", show=True)]
 
     def compose(self) -> ComposeResult:
@@ -23,13 +22,10 @@ class RestoresScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "restores"
         self.query_one(KeyedTable).focus()
-        self.set_interval(self.app.poll_interval, self.reload)
-        self.reload()
+        self.start_polling()
 
-    def reload(self) -> None:
-        self.run_worker(self._load(), group="restores", exclusive=True)
 
-    async def _load(self) -> None:
+    async def load(self) -> None:
         items = await self.app.call_api(lambda source: source.restores())
         if items is None:
             return
