@@ -87,6 +87,9 @@ chmod -R u+w "$work/crds-ecosystem"
 echo "$k8s_version" > "$work/version"
 rm -rf "$cache"
 mv "$work" "$cache"
+# Builds of other pins are superseded (about 600 MB each); running clusters keep their own copies of the binaries.
+find "$(dirname "$cache")" -maxdepth 1 -name 'controlplane-*' ! -name '*.partial' ! -path "$cache" \
+  -exec rm -rf {} + 2>/dev/null || true
 echo "built in $(( $(date +%s) - started ))s" > "$cache/complete"
 log "done in $(( $(date +%s) - started ))s: $cache"
 echo "$cache"
