@@ -8,6 +8,7 @@ that carry a message fit for a user. kr8s is imported lazily so that CLI start-u
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import warnings
@@ -155,7 +156,11 @@ class Kube:
         try:
             with warnings.catch_warnings():  # kr8s warns about servers newer than it was tested with
                 warnings.filterwarnings("ignore", message="Kubernetes version .* is not supported")
-                api = await kr8s.asyncio.api(kubeconfig=kubeconfig, context=context, namespace=namespace)
+                # kr8s asks the server for /version while connecting, before a timeout can be set on its session.
+                api = await asyncio.wait_for(
+                    kr8s.asyncio.api(kubeconfig=kubeconfig, context=context, namespace=namespace), timeout)
+        except asyncio.TimeoutError as exc:
+            raise Unreachable(f"cannot reach the Kubernetes API server: no answer within {timeout:g}s") from exc
         except (httpx.TransportError, kr8s.APITimeoutError, OSError) as exc:
             raise Unreachable(f"cannot reach the Kubernetes API server: {exc or type(exc).__name__}") from exc
         except ValueError as exc:  # kr8s: no kubeconfig / no such context

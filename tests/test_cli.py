@@ -143,3 +143,23 @@ def test_through_kubectl_plugin_discovery(cluster, control_plane, kubeconfig):
     assert "Deployment web: 1 replica(s)" in result.stdout
     version = subprocess.run(["kubectl", "pvc-restore", "version"], env=env, capture_output=True, text=True)
     assert "Kubernetes v1.36" in version.stdout and "CRD pvcrestores" in version.stdout and "installed" in version.stdout
+
+
+def test_a_server_that_never_answers_times_out_with_a_message(kubeconfig, tmp_path):
+    """A listening socket that accepts connections but never speaks: every API call has a timeout, connect too."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    port = silent.getsockname()[1]
+    config = tmp_path / "silent"
+    import re as _re
+    config.write_text(_re.sub(r"server: https://127\.0\.0\.1:\d+", f"server: https://127.0.0.1:{port}",
+                              open(kubeconfig).read()))
+    try:
+        result = CliRunner().invoke(cli, ["list", "--kubeconfig", str(config), "--request-timeout", "1"])
+    finally:
+        silent.close()
+    assert result.exit_code == 1
+    assert "cannot reach the Kubernetes API server" in result.output and "Traceback" not in result.output
