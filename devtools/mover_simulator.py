@@ -144,6 +144,7 @@ class MoverSimulator:
         await self.record(ns, name, {"trigger": trigger, "result": result, "snapshot": snapshot,
                                      "section": section, "previous": mover_spec.get("previous"),
                                      "restoreAsOf": mover_spec.get("restoreAsOf"),
+                                     "cacheStorageClassName": mover_spec.get("cacheStorageClassName"),
                                      "podsMountingPVC": start_entry.get("podsMountingPVC", []),
                                      "startedAt": self.started[key].isoformat(), "finishedAt": finished.isoformat()})
         del self.started[key]

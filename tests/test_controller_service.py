@@ -41,9 +41,11 @@ def test_health_metrics_and_json_logs(cluster, controller_process, kubeconfig, v
     health, metrics_port = free_port(), free_port()
     values = {"KUBECONFIG": kubeconfig, "WATCH_NAMESPACE": cluster.ns, "POLL_INTERVAL": "200ms",
               "HEALTH_ADDRESS": f"127.0.0.1:{health}", "METRICS_ADDRESS": f"127.0.0.1:{metrics_port}",
-              "LOG_FORMAT": "json", "LOG_LEVEL": "info", "RESTORE_TIMEOUT": "1m", "LOCK_TTL": "5m"}
+              "LOG_FORMAT": "json", "LOG_LEVEL": "info", "RESTORE_TIMEOUT": "1m", "LOCK_TTL": "5m",
+              "CACHE_STORAGE_CLASS": "fast-local", "LEADER_ELECTION": "true", "LEADER_ELECTION_NAMESPACE": cluster.ns}
     if via == "flags":
-        args = tuple(a for name, value in values.items() for a in (f"--{FLAG[name]}", value))
+        args = tuple(a for name, value in values.items() if name != "LEADER_ELECTION"
+                     for a in (f"--{FLAG[name]}", value)) + ("--leader-election",)
         proc = controller_process(args=args)
     else:
         proc = controller_process(args=(), env_extra=values)
@@ -52,7 +54,11 @@ def test_health_metrics_and_json_logs(cluster, controller_process, kubeconfig, v
     before = get(f"http://127.0.0.1:{metrics_port}/metrics")[1]
     assert "pvc_restore_poll_duration_seconds" in before
     cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
-    sc.wait_finished(cluster, "r1")
+    done = sc.wait_finished(cluster, "r1")
+    record = cluster.simulator_record(done["status"]["replicationDestination"])
+    assert record["cacheStorageClassName"] == "fast-local"
+    lease = cluster.kube.get(k.LEASES, "pvc-restore-controller", cluster.ns)
+    assert lease["spec"]["holderIdentity"]
     after = wait_for(lambda: (lambda t: t if metric(t, "pvc_restore_restores_finished_total", result="succeeded")
                               > metric(before, "pvc_restore_restores_finished_total", result="succeeded") else None)(
         get(f"http://127.0.0.1:{metrics_port}/metrics")[1]), message="the finished counter to move")
@@ -68,7 +74,8 @@ def test_health_metrics_and_json_logs(cluster, controller_process, kubeconfig, v
 
 FLAG = {"KUBECONFIG": "kubeconfig", "WATCH_NAMESPACE": "namespace", "POLL_INTERVAL": "poll-interval",
         "HEALTH_ADDRESS": "health-address", "METRICS_ADDRESS": "metrics-address", "LOG_FORMAT": "log-format",
-        "LOG_LEVEL": "log-level", "RESTORE_TIMEOUT": "restore-timeout", "LOCK_TTL": "lock-ttl"}
+        "LOG_LEVEL": "log-level", "RESTORE_TIMEOUT": "restore-timeout", "LOCK_TTL": "lock-ttl",
+        "CACHE_STORAGE_CLASS": "cache-storage-class", "LEADER_ELECTION_NAMESPACE": "leader-election-namespace"}
 
 
 @pytest.mark.parametrize("args,message", [
