@@ -313,3 +313,13 @@ def manifest(name: str, namespace: str, spec: Spec, *, labels: dict[str, str] | 
     if annotations:
         meta["annotations"] = annotations
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec.to_dict()}
+
+
+def phase_times(events: list[dict[str, Any]]) -> dict[str, str]:
+    """When the restore entered each phase, from the controller's Events on it (reason = phase name)."""
+    entered: dict[str, str] = {}
+    phases = {p.value for p in Phase}
+    for e in sorted(events, key=lambda e: e.get("lastTimestamp") or e["metadata"]["creationTimestamp"]):
+        if e.get("reason") in phases and e["reason"] not in entered:
+            entered[e["reason"]] = e.get("lastTimestamp") or e["metadata"]["creationTimestamp"]
+    return entered

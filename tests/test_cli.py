@@ -61,7 +61,8 @@ def test_start_wait_succeeds_and_list_describe_show_it(cluster, controller, run)
     described = run("describe", name)
     assert described.exit_code == 0
     for text in ("Phase:         Finished", "Deployment web: 3 replica(s) before the restore, now 3",
-                 "ReplicationSource:       data-backup", "Restored snapshot:       bbbb2222", "ScaleDown"):
+                 "ReplicationSource:       data-backup", "Restored snapshot:       bbbb2222", "ScaleDown",
+                 "Timeline:\n  Initialize  20", "  Finished    20"):
         assert text in described.output, described.output
     all_ns = run("list", "-A", ns=False)
     assert cluster.ns in all_ns.output and name in all_ns.output

@@ -17,6 +17,7 @@ async def command(client: Client, name: str, output: str | None) -> int:
     """Show a PVCRestore: phase timeline, workloads and replicas, volsync state with the mover's log tail, events."""
     from .. import kube as k
     from .. import volsync
+    from ..model import Phase, phase_times
 
     obj = await client.restore(name)
     if output:
@@ -87,10 +88,17 @@ async def command(client: Client, name: str, output: str | None) -> int:
                 lines.append(f"  mover result: {mover.get('result')}")
                 tail = volsync.log_tail(mover.get("logs") or "", 10)
                 lines += ["  mover log (tail):"] + [f"    {line}" for line in tail.splitlines()]
-    lines.append("Events:")
     events = [e for e in await client.kube.list(k.EVENTS, ns, field_selector=f"involvedObject.name={meta['name']}")
               if e["involvedObject"].get("uid") in (None, meta.get("uid"))]
     events.sort(key=lambda e: e.get("lastTimestamp") or e["metadata"]["creationTimestamp"])
+    entered = phase_times(events)
+    lines.append("Timeline:")
+    current = status.get("phase")
+    for phase in (p.value for p in Phase):
+        if phase in entered:
+            lines.append(f"  {phase:<11} {entered[phase]}" + ("   <- now" if phase == current and phase != "Finished"
+                                                               else ""))
+    lines.append("Events:")
     if not events:
         lines.append("  <none>")
     for e in events:

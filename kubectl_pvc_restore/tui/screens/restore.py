@@ -19,10 +19,9 @@ PHASES = [p.value for p in Phase]
 def render(obj: dict, events: list[dict], destination: dict | None) -> str:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     phase = status.get("phase") or "Pending"
-    entered = {}
-    for e in events:
-        if e["reason"] in PHASES and e["reason"] not in entered:
-            entered[e["reason"]] = e.get("lastTimestamp") or e["metadata"]["creationTimestamp"]
+    from ...model import phase_times
+
+    entered = phase_times(events)
     current = PHASES.index(phase) if phase in PHASES else -1
     steps = []
     for i, name in enumerate(PHASES):
