@@ -41,7 +41,6 @@ class Controller:
         self.triggers = Triggers(kube)
         self.tasks: dict[str, asyncio.Task] = {}
         self.workers = asyncio.Semaphore(settings.workers)
-        self.polls = 0
         #: uid -> (consecutive API failures, monotonic time before which it is not retried)
         self.backoff: dict[str, tuple[int, float]] = {}
 
@@ -55,9 +54,9 @@ class Controller:
         for task in self.tasks.values():
             task.cancel()
 
-    def _needs_work(self, obj: dict[str, Any]) -> bool:
-        r = PVCRestore.from_dict(obj)
-        return not r.finished or FINALIZER in r.finalizers
+    @staticmethod
+    def _needs_work(restore: PVCRestore) -> bool:
+        return not restore.finished or FINALIZER in restore.finalizers
 
     async def poll(self) -> None:
         started = time.monotonic()
@@ -71,7 +70,6 @@ class Controller:
         pvcs = await self.kube.list(k.PVCS, ns, metadata_only=True)
         lock_objs = await self.kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
         restores = await self.kube.list(k.PVC_RESTORES, ns)
-        self.polls += 1
 
         names = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in restores}
         for pvc in pvcs:
@@ -96,7 +94,7 @@ class Controller:
         metrics.set_in_progress([m.phase.value for m in models if not m.finished])
         moment = time.monotonic()
         for obj, model in zip(restores, models):
-            if not self._needs_work(obj):
+            if not self._needs_work(model):
                 continue
             task = self.tasks.get(model.uid)
             if task is not None and not task.done():

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import json
 import warnings
-from typing import Any, Iterable
+from typing import Any
 
 from . import model
 
@@ -378,11 +378,3 @@ class Kube:
             await self.create(EVENTS, body, namespace)
         except KubeError:
             pass
-
-
-def owner_key(ref: dict[str, Any]) -> tuple[str, str, str]:
-    return ref.get("apiVersion", ""), ref.get("kind", ""), ref.get("name", "")
-
-
-def names(items: Iterable[dict[str, Any]]) -> list[str]:
-    return [i["metadata"]["name"] for i in items]

@@ -67,7 +67,7 @@ async def plan_workloads(kube: k.Kube, namespace: str, pvc: str, pods: list[dict
         obj = objects.get(key) or {}
         if (api_version, kind) == ("apps/v1", "DaemonSet"):
             selector = ((obj.get("spec") or {}).get("template") or {}).get("spec", {}).get("nodeSelector")
-            stops.append(Stop(api_version, kind, name, namespace, "nodeSelector", st._dump(selector)))
+            stops.append(Stop(api_version, kind, name, namespace, "nodeSelector", st.dump_original(selector)))
             workloads.append(obj)
             continue
         if st.is_job_pod_top(key):
@@ -83,7 +83,7 @@ async def plan_workloads(kube: k.Kube, namespace: str, pvc: str, pods: list[dict
         workloads.append(obj)
     for cronjob in await st.cronjobs_mounting(kube, namespace, pvc):
         stops.append(Stop("batch/v1", "CronJob", cronjob["metadata"]["name"], namespace, "suspend",
-                          st._dump((cronjob.get("spec") or {}).get("suspend"))))
+                          st.dump_original((cronjob.get("spec") or {}).get("suspend"))))
         workloads.append(cronjob)
     if jobs and spec.running_jobs == "Fail":
         problems.append(f"Jobs are running on the PVC (pods {', '.join(sorted(jobs))}) and runningJobs is Fail")

@@ -55,3 +55,23 @@ async def list_snapshots(env: dict[str, str], *, binary: str | None = None, time
                               "paths": s.get("paths") or [], "hostname": s.get("hostname", "")})
     snapshots.sort(key=lambda s: s["time"])
     return snapshots
+
+
+async def source_snapshots(kube: Any, source: dict[str, Any], *, binary: str | None = None, timeout: float = 60.0
+                           ) -> tuple[list[dict[str, str]] | None, str | None]:
+    """The snapshots behind a ReplicationSource, or None and why they cannot be listed from here."""
+    from . import kube as k
+    from . import volsync
+
+    mover = volsync.mover_of(source)
+    if mover != "restic":
+        return None, f"the {mover} mover keeps no snapshot history; only the latest can be restored"
+    namespace = source["metadata"]["namespace"]
+    repository = source["spec"]["restic"].get("repository")
+    secret = await kube.get_or_none(k.SECRETS, repository, namespace) if repository else None
+    if secret is None:
+        return None, f"repository Secret {repository} not found in namespace {namespace}"
+    try:
+        return await list_snapshots(secret_env(secret), binary=binary, timeout=timeout), None
+    except ResticError as exc:
+        return None, str(exc)

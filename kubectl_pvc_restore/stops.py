@@ -29,7 +29,7 @@ def priority(stop: Stop) -> int:
     return ORDER.get(stop.method, 2)
 
 
-def _dump(value: Any) -> str | None:
+def dump_original(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
@@ -62,7 +62,7 @@ async def gitops_and_autoscalers(kube: k.Kube, namespace: str, workloads: list[d
                 owner = await kube.get_or_none(res, name, ns)
                 if owner is not None:
                     stop = Stop(f"{group}/{version}", kind, name, ns, "suspend",
-                                _dump((owner.get("spec") or {}).get("suspend")))
+                                dump_original((owner.get("spec") or {}).get("suspend")))
                     stops[stop.key] = stop
                 break
         tracking = annotations.get("argocd.argoproj.io/tracking-id", "")
@@ -74,7 +74,7 @@ async def gitops_and_autoscalers(kube: k.Kube, namespace: str, workloads: list[d
             automated = ((application or {}).get("spec") or {}).get("syncPolicy", {}).get("automated") \
                 if application else None
             if automated is not None:
-                stop = Stop(ARGO_APP[0], ARGO_APP[1], app_name, app_ns, "argoAutomated", _dump(automated))
+                stop = Stop(ARGO_APP[0], ARGO_APP[1], app_name, app_ns, "argoAutomated", dump_original(automated))
                 stops[stop.key] = stop
     targets = {(o.kind, o.name) for o in owners}
     if targets:
@@ -84,7 +84,7 @@ async def gitops_and_autoscalers(kube: k.Kube, namespace: str, workloads: list[d
             if (ref.get("kind") or "Deployment", ref.get("name")) in targets:
                 value = (so["metadata"].get("annotations") or {}).get(KEDA_PAUSED)
                 stop = Stop(KEDA_SCALED_OBJECT[0], KEDA_SCALED_OBJECT[1], so["metadata"]["name"], namespace,
-                            "kedaPause", _dump(value))
+                            "kedaPause", dump_original(value))
                 stops[stop.key] = stop
         for hpa in await kube.list(k.HPAS, namespace):
             ref = (hpa.get("spec") or {}).get("scaleTargetRef") or {}

@@ -15,68 +15,53 @@ def app() -> PVCRestoreApp:
     return PVCRestoreApp(connect, poll_interval=60)
 
 
-async def settle(pilot):
-    await pilot.pause(0.3)
+def after(*steps):
+    """run_before: let the first load land, then press keys / click selectors ("#id") in order."""
+    async def run_before(pilot):
+        await pilot.pause(0.3)
+        for step in steps:
+            if callable(step):
+                step(pilot)
+            elif step.startswith("#"):
+                await pilot.click(step)
+            else:
+                await pilot.press(step)
+            await pilot.pause(0.4)
+    return run_before
+
+
+def select_row(index):
+    return lambda pilot: pilot.app.screen.query_one("#pvcs").move_cursor(row=index)
 
 
 def test_pvcs_screen(snap_compare):
-    assert snap_compare(app(), terminal_size=SIZE, run_before=settle)
+    assert snap_compare(app(), terminal_size=SIZE, run_before=after())
 
 
 def test_pvcs_screen_filtered(snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("m", "e", "d")
-        await pilot.pause(0.2)
-    assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app(), terminal_size=SIZE, run_before=after("m", "e", "d"))
 
 
 def test_restore_dialog_with_snapshot_list(snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("r")
-        await pilot.pause(0.5)
-    assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app(), terminal_size=SIZE, run_before=after("r"))
 
 
 def test_confirm_restore(snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("r")
-        await pilot.pause(0.5)
-        await pilot.click("#next")
-        await pilot.pause(0.5)
-    assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app(), terminal_size=SIZE, run_before=after("r", "#next"))
 
 
 def test_restore_screen(snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        pilot.app.screen.query_one("#pvcs").move_cursor(row=2)  # db: it has a restore running
-        await pilot.press("enter")
-        await pilot.pause(0.5)
-    assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
+    # row 2 is db, which has a restore running
+    assert snap_compare(app(), terminal_size=SIZE, run_before=after(select_row(2), "enter"))
 
 
 def test_restores_screen(snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("t")
-        await pilot.pause(0.3)
-    assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app(), terminal_size=SIZE, run_before=after("t"))
 
 
 def test_locks_screen(snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("l")
-        await pilot.pause(0.3)
-    assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app(), terminal_size=SIZE, run_before=after("l"))
 
 
 def test_help_screen(snap_compare):
-    async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("question_mark")
-        await pilot.pause(0.3)
-    assert snap_compare(app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app(), terminal_size=SIZE, run_before=after("question_mark"))

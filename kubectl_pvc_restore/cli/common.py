@@ -79,13 +79,9 @@ async def _run(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, 
         client = await k.Kube.connect(kubeconfig=opts.kubeconfig, context=opts.context,
                                       namespace=opts.namespace, timeout=opts.request_timeout)
         return await func(Client(client, opts), **options) or 0
-    except CRDMissing as exc:
-        raise click.ClickException(str(exc)) from None
     except k.Unreachable as exc:
         raise click.ClickException(f"{exc}\nIs the cluster running, and is your kubeconfig/--context right?") from None
-    except k.Forbidden as exc:
-        raise click.ClickException(str(exc)) from None
-    except k.KubeError as exc:
+    except (CRDMissing, k.KubeError) as exc:  # the messages name the verb, resource and fix already
         raise click.ClickException(str(exc)) from None
     except SelectorError as exc:
         raise click.BadParameter(str(exc)) from None
@@ -95,9 +91,9 @@ class CRDMissing(Exception):
     pass
 
 
+INSTALL_COMMAND = "helm install pvc-restore charts/pvc-restore -n pvc-restore --create-namespace"
 CRD_HINT = ("the PVCRestore CRD is not installed in this cluster; install pvc-restore with its Helm chart "
-            "(from a checkout of the project):\n"
-            "  helm install pvc-restore charts/pvc-restore -n pvc-restore --create-namespace")
+            f"(from a checkout of the project):\n  {INSTALL_COMMAND}")
 
 
 class Client:
@@ -171,7 +167,7 @@ def dump(obj: Any, fmt: str) -> str:
     return yaml.safe_dump(obj, sort_keys=False).rstrip()
 
 
-def as_list(items: list[dict[str, Any]], api_version: str = model.API_VERSION) -> dict[str, Any]:
+def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
 
 

@@ -8,7 +8,7 @@ import click
 
 from .complete import complete_pvcs
 
-from .common import Client, age, command
+from .common import INSTALL_COMMAND, Client, age, command
 
 CONTROLLER_SELECTOR = "app.kubernetes.io/name=pvc-restore"
 
@@ -70,7 +70,7 @@ async def check_installation(client: Client, report: Report) -> None:
         crds = {}
     if crds.get(model.CRD_NAME) is False:
         report.fail("the PVCRestore CRD is not installed",
-                    "helm install pvc-restore charts/pvc-restore -n pvc-restore --create-namespace")
+                    INSTALL_COMMAND)
     elif crds:
         report.ok("the PVCRestore CRD is installed")
     if crds and not (crds["replicationsources.volsync.backube"] and crds["replicationdestinations.volsync.backube"]):
@@ -90,7 +90,7 @@ async def check_installation(client: Client, report: Report) -> None:
                                         for c in (p.get("status") or {}).get("conditions") or [])]
         if not pods:
             report.fail("no pvc-restore controller pod runs in the cluster (label " + CONTROLLER_SELECTOR + ")",
-                        "helm install pvc-restore charts/pvc-restore -n pvc-restore --create-namespace")
+                        INSTALL_COMMAND)
         elif not ready:
             pod = pods[0]
             restarts = sum(c.get("restartCount", 0) for c in (pod.get("status") or {}).get("containerStatuses") or [])

@@ -22,7 +22,6 @@ async def command(client: Client, pvc: str, previous: int | None, as_of: str | N
     """The backup state of PVC from its ReplicationSource (mover, schedule, last and next sync, last result) and,
     where restic is installed and the repository is reachable from here, its snapshots and which one each
     selector restores. The repository Secret's values are passed to restic and never printed."""
-    from .. import kube as k
     from .. import model, plan, restic, volsync
     from ..selector import parse_as_of
 
@@ -43,20 +42,9 @@ async def command(client: Client, pvc: str, previous: int | None, as_of: str | N
         "lastSyncTime": status.get("lastSyncTime"), "nextSyncTime": status.get("nextSyncTime"),
         "lastSyncDuration": status.get("lastSyncDuration"),
         "lastResult": (status.get("latestMoverStatus") or {}).get("result"),
-        "snapshots": None, "snapshotsError": None,
     }
-    if mover == "restic":
-        repository = spec["restic"].get("repository")
-        secret = await client.kube.get_or_none(k.SECRETS, repository, client.namespace) if repository else None
-        if secret is None:
-            result["snapshotsError"] = f"repository Secret {repository} not found in namespace {client.namespace}"
-        else:
-            try:
-                result["snapshots"] = await restic.list_snapshots(restic.secret_env(secret), binary=restic_binary)
-            except restic.ResticError as exc:
-                result["snapshotsError"] = str(exc)
-    else:
-        result["snapshotsError"] = f"the {mover} mover keeps no snapshot history; only the latest can be restored"
+    result["snapshots"], result["snapshotsError"] = await restic.source_snapshots(client.kube, source,
+                                                                                  binary=restic_binary)
     snapshots = result["snapshots"]
     if snapshots is not None and (previous is not None or restore_as_of):
         chosen = volsync.select_restic_snapshot(snapshots, previous=previous, restore_as_of=restore_as_of)

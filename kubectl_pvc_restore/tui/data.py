@@ -147,15 +147,7 @@ class Cluster:
             source = await plan.find_source(self.kube, namespace, pvc)
         except plan.SourceError as exc:
             return None, str(exc)
-        if volsync.mover_of(source) != "restic":
-            return None, "this mover keeps only the latest copy"
-        secret = await self.kube.get_or_none(k.SECRETS, source["spec"]["restic"].get("repository", ""), namespace)
-        if secret is None:
-            return None, "the repository Secret was not found"
-        try:
-            return await restic.list_snapshots(restic.secret_env(secret), timeout=20), None
-        except restic.ResticError as exc:
-            return None, str(exc)
+        return await restic.source_snapshots(self.kube, source, timeout=20)
 
     async def plan(self, namespace: str, pvc: str, selector: Selector) -> Plan:
         problems: list[str] = []
