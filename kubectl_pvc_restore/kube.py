@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 import warnings
 from typing import Any
 
-from . import model
+from . import model, names
 
 DEFAULT_TIMEOUT = 15.0
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
@@ -55,6 +56,22 @@ class Unreachable(KubeError):
     """The API server could not be reached, or did not answer in time."""
 
 
+class BadName(Invalid):
+    """A name, namespace or API version that is not valid in an API path; refused before any request is made."""
+
+
+_API_VERSION = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?v[0-9]+([a-z]+[0-9]+)?")
+_PLURAL = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+#: The only subresources the project uses.
+SUBRESOURCES = frozenset({"scale", "status", "token"})
+
+
+def check_api_version(api_version: object) -> str:
+    if not isinstance(api_version, str) or not _API_VERSION.fullmatch(api_version):
+        raise BadName(f"{api_version!r} is not a valid Kubernetes apiVersion")
+    return api_version
+
+
 @dataclasses.dataclass(frozen=True)
 class Resource:
     api_version: str  # "v1" for the core group, otherwise "group/version"
@@ -67,6 +84,16 @@ class Resource:
         return self.api_version.split("/")[0] if "/" in self.api_version else ""
 
     def url(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        """The API path. Every segment is validated first (``names``): no name can escape its path."""
+        check_api_version(self.api_version)
+        if not _PLURAL.fullmatch(self.plural):
+            raise BadName(f"{self.plural!r} is not a valid resource name")
+        if namespace is not None and names.label_problem(namespace):
+            raise BadName(str(_name_error(names.check_namespace, namespace)))
+        if name is not None and names.subdomain_problem(name):
+            raise BadName(str(_name_error(names.check_name, name, f"{self.kind} name")))
+        if sub is not None and sub not in SUBRESOURCES:
+            raise BadName(f"{sub!r} is not a subresource this tool uses")
         base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
         parts = [base]
         if self.namespaced and namespace:
@@ -99,6 +126,14 @@ CRDS = Resource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customre
 PVC_RESTORES = Resource(model.API_VERSION, model.KIND, model.PLURAL)
 REPLICATION_SOURCES = Resource("volsync.backube/v1alpha1", "ReplicationSource", "replicationsources")
 REPLICATION_DESTINATIONS = Resource("volsync.backube/v1alpha1", "ReplicationDestination", "replicationdestinations")
+
+def _name_error(check: Any, *args: Any) -> Exception:
+    try:
+        check(*args)
+    except names.InvalidName as exc:
+        return exc
+    return ValueError(args[0])
+
 
 KNOWN = {(r.api_version, r.kind): r for r in (
     PODS, PVCS, PVS, CONFIGMAPS, SECRETS, EVENTS, NAMESPACES, REPLICATION_CONTROLLERS, DEPLOYMENTS, REPLICASETS, HPAS,
@@ -323,6 +358,7 @@ class Kube:
         """The resource serving ``kind`` (by cached discovery). With ``scalable`` (the default), only if it has a
         ``/scale`` subresource; None otherwise."""
         key = (api_version, kind)
+        check_api_version(api_version)
         if key not in self._discovered:
             url = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
             try:

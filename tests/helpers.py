@@ -156,3 +156,51 @@ class Cluster:
         cm = self.kube.get_or_none(k.CONFIGMAPS, mover_simulator.RECORD, self.ns)
         raw = ((cm or {}).get("data") or {}).get(destination)
         return json.loads(raw) if raw else None
+
+
+SERVICE_ACCOUNTS = k.Resource("v1", "ServiceAccount", "serviceaccounts")
+ROLES = k.Resource("rbac.authorization.k8s.io/v1", "Role", "roles")
+ROLE_BINDINGS = k.Resource("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings")
+CLUSTER_ROLES = k.Resource("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False)
+CLUSTER_ROLE_BINDINGS = k.Resource("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings",
+                                   namespaced=False)
+
+
+def identity_kubeconfig(kube: SyncKube, admin_kubeconfig: str, namespace: str, account: str, path: Any,
+                        *, expiration: int = 3600) -> str:
+    """A kubeconfig that authenticates as ServiceAccount ``namespace/account`` (created if missing) with a real
+    bound token from the TokenRequest API: what a user or the controller's pod has, with only its RBAC rights."""
+    import yaml
+
+    if kube.get_or_none(SERVICE_ACCOUNTS, account, namespace) is None:
+        kube.create(SERVICE_ACCOUNTS, {"apiVersion": "v1", "kind": "ServiceAccount",
+                                       "metadata": {"name": account, "namespace": namespace}}, namespace)
+    token = kube.request("POST", SERVICE_ACCOUNTS.url(namespace, account, "token"), what="token request", body={
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"expirationSeconds": expiration}})["status"]["token"]
+    with open(admin_kubeconfig) as f:
+        admin = yaml.safe_load(f)
+    cluster = dict(admin["clusters"][0]["cluster"])
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": account,
+        "clusters": [{"name": "test", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": account, "context": {"cluster": "test", "user": account, "namespace": namespace}}],
+    }
+    with open(path, "w") as f:
+        yaml.safe_dump(config, f)
+    return str(path)
+
+
+def bind_role(kube: SyncKube, namespace: str, account: str, rules: list[dict[str, Any]], *,
+              name: str | None = None, account_namespace: str | None = None) -> None:
+    """A Role with ``rules`` in ``namespace`` bound to ServiceAccount ``account``."""
+    name = name or f"{account}-role"
+    kube.create(ROLES, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                        "metadata": {"name": name, "namespace": namespace}, "rules": rules}, namespace)
+    kube.create(ROLE_BINDINGS, {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace or namespace}]},
+        namespace)
