@@ -43,14 +43,21 @@ def now() -> dt.datetime:
 
 
 def format_time(value: dt.datetime) -> str:
-    """Kubernetes' metav1.Time form: UTC, second precision, ``Z``."""
-    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Kubernetes' metav1.Time form: UTC, second precision, ``Z`` (four-digit years, whatever the platform's
+    strftime does with years before 1000)."""
+    v = value.astimezone(dt.timezone.utc)
+    return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}Z"
 
 
 def parse_time(value: str | None) -> dt.datetime | None:
+    """An RFC3339 time from Kubernetes or restic (fractions of any length, ``Z`` or an offset) as an aware datetime.
+    python-dateutil's ISO parser, because Python 3.10's ``fromisoformat`` refuses restic's nanoseconds."""
     if not value:
         return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    from dateutil import parser as dateparser
+
+    parsed = dateparser.isoparse(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 @dataclasses.dataclass(frozen=True)

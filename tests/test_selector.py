@@ -14,8 +14,31 @@ NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 def test_empty_is_latest():
     assert parse_annotation("", now=NOW) == Selector()
-    assert parse_annotation("  ", now=NOW).is_latest
     assert parse_annotation("0", now=NOW).is_latest
+
+
+@pytest.mark.parametrize("value,message", [
+    ("   ", "only whitespace"),
+    ("\t", "only whitespace"),
+    (" 1", "leading or trailing whitespace"),
+    ("1 ", "leading or trailing whitespace"),
+    ("01", "leading zeros; write 1"),
+    ("00", "leading zeros; write 0"),
+    ("0001-01-01T00:00:00Z", "before 1970"),
+    ("0999-12-31T23:59:59Z", "before 1970"),
+    ("1969-12-31T23:59:59Z", "before 1970"),
+    ("0001-01-01T00:00:00+01:00", "before 1970"),
+    ("99999999999999999999", "too far back"),
+])
+def test_ambiguous_or_impossible_annotations_are_refused(value, message):
+    with pytest.raises(SelectorError, match=message):
+        parse_annotation(value, now=NOW)
+
+
+def test_a_huge_value_keeps_its_reason_near_the_start():
+    with pytest.raises(SelectorError) as info:
+        parse_annotation("x" * 10_000, now=NOW)
+    assert "is not a snapshot selector" in str(info.value)[:120] and len(str(info.value)) < 400
 
 
 @given(st.integers(min_value=1, max_value=MAX_PREVIOUS))
@@ -69,11 +92,42 @@ def test_any_text_parses_or_raises_selector_error(text):
 def test_as_of_accepts_human_forms():
     assert parse_as_of("2 days ago", now=NOW) == NOW - dt.timedelta(days=2)
     assert parse_as_of("2025-12-31T10:00:00Z", now=NOW) == dt.datetime(2025, 12, 31, 10, tzinfo=dt.timezone.utc)
-    assert parse_as_of("2025-12-31 10:00 +01:00", now=NOW) == dt.datetime(2025, 12, 31, 9, tzinfo=dt.timezone.utc)
+    assert parse_as_of("2025-12-31T10:00:00+01:00", now=NOW) == dt.datetime(2025, 12, 31, 9, tzinfo=dt.timezone.utc)
+    assert parse_as_of("2025-12-31 10:00", now=NOW) == dt.datetime(2025, 12, 31, 10).astimezone()
+    assert parse_as_of("2025-12-31 10:00:30", now=NOW) == dt.datetime(2025, 12, 31, 10, 0, 30).astimezone()
+    assert parse_as_of("2025-12-31", now=NOW) == dt.datetime(2025, 12, 31).astimezone()
+    assert parse_as_of("3 hours ago", now=NOW) == NOW - dt.timedelta(hours=3)
+    assert parse_as_of("30m ago", now=NOW) == NOW - dt.timedelta(minutes=30)
     with pytest.raises(SelectorError, match="in the future"):
         parse_as_of("2027-01-01T00:00:00Z", now=NOW)
-    with pytest.raises(SelectorError, match="not a date and time"):
-        parse_as_of("yesterday-ish", now=NOW)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("yesterday-ish", "unambiguously"),
+    ("1", "unambiguously"),                 # dateutil read it as the 1st of this month
+    ("03/04/2024", "unambiguously"),        # month first or day first?
+    ("2024-05-01 10:00 +01:00", "unambiguously"),
+    ("10000000 weeks ago", "before 1970"),  # was an OverflowError traceback
+    ("999999999 days ago", "before 1970"),
+    ("3 fortnights ago", "unknown unit"),
+    ("1969-12-31", "before 1970"),
+    ("2024-02-30", "not a valid date"),
+])
+def test_as_of_refuses_ambiguous_and_impossible_forms(text, message):
+    with pytest.raises(SelectorError, match=message) as info:
+        parse_as_of(text, now=NOW)
+    if message == "unambiguously":
+        assert "2024-05-01T10:00:00Z" in str(info.value) and "days ago" in str(info.value)
+
+
+@given(st.text())
+def test_as_of_any_text_parses_or_raises_selector_error(text):
+    try:
+        value = parse_as_of(text, now=NOW)
+    except SelectorError as exc:
+        assert str(exc)
+    else:
+        assert dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) <= value <= NOW
 
 
 def test_selector_rejects_both():
