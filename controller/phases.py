@@ -21,9 +21,9 @@ from kubectl_pvc_restore import locks, plan, stops, volsync
 from kubectl_pvc_restore.durations import parse_duration
 from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, PVCRestore, Phase, Status, format_time, now,
                                        parse_time)
-from kubectl_pvc_restore.selector import Selector
+from kubectl_pvc_restore.selector import Selector, SelectorError, check_restore_as_of
 
-from . import metrics
+from . import metrics, trusted
 from .faults import crashpoint
 from .settings import Settings
 
@@ -94,6 +94,10 @@ class Run:
         await self.kube.event({**self.obj, "apiVersion": API_VERSION, "kind": KIND}, reason, message,
                               type_="Warning" if warning else "Normal")
 
+    @property
+    def extra_scale_kinds(self) -> frozenset[tuple[str, str]]:
+        return frozenset(getattr(self.settings, "extra_scale_kinds", ()) or ())
+
     def restore_limit(self) -> float:
         return parse_duration(self.r.spec.timeout) if self.r.spec.timeout else self.settings.restore_timeout
 
@@ -154,10 +158,36 @@ async def fail(run: Run, error: str) -> None:
 
 # -- Initialize ---------------------------------------------------------------------------------------------------
 
+def check_spec(run: Run) -> None:
+    """What the CRD's schema cannot check (it has no clock), by the same rules as the annotation and the CLI; and,
+    should the CRD be an older one, what it should have refused. Runs before anything is touched."""
+    spec = run.r.spec
+    if spec.timeout is not None:
+        try:
+            seconds = parse_duration(spec.timeout)
+        except ValueError as exc:
+            raise Failed(f"spec.timeout {spec.timeout!r} is not a duration: {exc}") from None
+        if seconds < 1:
+            raise Failed(f"spec.timeout {spec.timeout!r} is less than 1s; nothing was touched")
+    if spec.restore_as_of is not None:
+        when = parse_time(spec.restore_as_of)
+        try:
+            check_restore_as_of(when, text=spec.restore_as_of)
+        except SelectorError as exc:
+            raise Failed(f"spec.restoreAsOf {exc}; nothing was touched") from None
+
+
 async def initialize(run: Run) -> Phase | None:
     r = run.r
-    if await run.kube.get_or_none(k.PVCS, r.spec.pvc, run.ns) is None:
+    check_spec(run)
+    pvc = await run.kube.get_or_none(k.PVCS, r.spec.pvc, run.ns)
+    if pvc is None:
         raise Failed(f"PersistentVolumeClaim {r.spec.pvc} not found in namespace {run.ns}")
+    if run.status.pvc_uid is None:
+        run.status.pvc_uid = pvc["metadata"]["uid"]
+        await run.save()  # which volume this restore is about: a PVC replaced later is another one
+    else:
+        await check_pvc(run)
     if FINALIZER not in r.finalizers:
         await run.set_finalizers(r.finalizers + [FINALIZER])
     if not run.status.start_time:
@@ -189,10 +219,28 @@ async def initialize(run: Run) -> Phase | None:
     return Phase.SCALE_DOWN
 
 
+async def check_pvc(run: Run) -> None:
+    """The PVC must still be the one the restore started on (same uid): a PVC deleted, or deleted and created again
+    (a StatefulSet's retention policy, a person, a GitOps tool), is not the volume the user asked to restore."""
+    if run.status.pvc_uid is None:
+        return
+    pvc = await run.kube.get_or_none(k.PVCS, run.r.spec.pvc, run.ns)
+    if pvc is None:
+        raise Failed(f"PersistentVolumeClaim {run.r.spec.pvc} was deleted during the restore; nothing more was "
+                     "restored")
+    if pvc["metadata"]["uid"] != run.status.pvc_uid:
+        raise Failed(f"PersistentVolumeClaim {run.r.spec.pvc} was deleted and created again during the restore (uid "
+                     f"{run.status.pvc_uid} is now {pvc['metadata']['uid']}): it is another volume; nothing more was "
+                     "restored")
+    if pvc["metadata"].get("deletionTimestamp"):
+        raise Failed(f"PersistentVolumeClaim {run.r.spec.pvc} is being deleted; nothing more was restored")
+
+
 # -- ScaleDown ----------------------------------------------------------------------------------------------------
 
 async def scale_down(run: Run) -> Phase | None:
     status, ns, pvc, r = run.status, run.ns, run.r.spec.pvc, run.r
+    await check_pvc(run)
     if status.replication_source is None:
         try:
             source = await plan.find_source(run.kube, ns, pvc)
@@ -205,8 +253,18 @@ async def scale_down(run: Run) -> Phase | None:
 
     workloads = await plan.plan_workloads(run.kube, ns, pvc, spec=run.r.spec,
                                           argocd_namespace=run.settings.argocd_namespace)
-    if workloads.problems:
-        raise Failed("cannot stop what uses the PVC: " + "; ".join(workloads.problems))
+    unscalable = [trusted.owner_problem(o, ns, run.extra_scale_kinds) for o in workloads.owners]
+    problems = workloads.problems + [
+        f"{o.kind} {o.name} mounts the PVC but is not a kind this controller scales (Deployment, StatefulSet, "
+        f"ReplicaSet, ReplicationController, or one given with --extra-scale-kind {o.api_version}/{o.kind})"
+        for o, problem in zip(workloads.owners, unscalable) if problem]
+    if problems:
+        raise Failed("cannot stop what uses the PVC: " + "; ".join(problems))
+    _, bad_owners = trusted.split_owners(status.pvc_owners or [], ns, run.extra_scale_kinds)
+    _, bad_stops = trusted.split_stops(status.stopped or [], ns)
+    if bad_owners or bad_stops:
+        raise Failed("status holds records this controller did not write, so nothing more is touched: "
+                     + "; ".join(bad_owners + bad_stops))
     recorded = list(status.pvc_owners or [])
     known = {(o.api_version, o.kind, o.name) for o in recorded}
     new = [o for o in workloads.owners if (o.api_version, o.kind, o.name) not in known]
@@ -301,6 +359,7 @@ async def safety_backup(run: Run) -> bool:
 
 async def restore(run: Run) -> Phase | None:
     status, ns, r = run.status, run.ns, run.r
+    await check_pvc(run)
     if r.spec.safety_backup and not await safety_backup(run):
         return None
     if status.trigger is None or status.replication_destination is None:
@@ -340,6 +399,7 @@ async def restore(run: Run) -> Phase | None:
         status.restored_snapshot = result.snapshot
         if result.error:
             raise Failed(result.error)
+        await check_pvc(run)  # the mover wrote into the volume the restore started on, not a replacement
         return Phase.FINALIZE
     limit = run.restore_limit()
     if run.phase_age() > limit:
@@ -355,18 +415,35 @@ async def finalize(run: Run) -> Phase | None:
     """Undo everything, in an order that is safe to repeat; transient API errors retry on the next poll, so a
     restore never reaches Finished with a workload left scaled down."""
     status, ns, r = run.status, run.ns, run.r
-    notes: list[str] = []
+    owners, notes = trusted.split_owners(status.pvc_owners or [], ns, run.extra_scale_kinds)
+    stopped, stop_notes = trusted.split_stops(status.stopped or [], ns)
+    untrusted = [n for n in notes + stop_notes if n not in (status.notes or [])]
+    if untrusted:
+        status.notes = (status.notes or []) + untrusted
+        await run.save()
+        for note in untrusted:
+            log.warning("Finalize: %s", note, extra=run.fields())
+            await run.event("UntrustedStatus", note, warning=True)
+    notes = []
     if status.replication_destination:
         # Deleting the destination stops volsync (its mover Job goes with it). With copyMethod Direct the mover pod
         # mounts the PVC: give it time to stop before the workloads come back, but never wait forever for it.
-        await run.kube.delete(k.REPLICATION_DESTINATIONS, status.replication_destination, ns)
+        # Only the one this restore created (its ownerReference), whatever name status holds.
+        destination = await run.kube.get_or_none(k.REPLICATION_DESTINATIONS, status.replication_destination, ns)
+        if destination is not None and any(ref.get("uid") == r.uid
+                                           for ref in destination["metadata"].get("ownerReferences") or []):
+            await run.kube.delete(k.REPLICATION_DESTINATIONS, status.replication_destination, ns,
+                                  uid=destination["metadata"]["uid"])
+        elif destination is not None:
+            notes.append(f"ReplicationDestination {status.replication_destination} does not belong to this restore: "
+                         "left alone")
         movers = [p["metadata"]["name"] for p in await plan.pods_mounting(run.kube, ns, r.spec.pvc)
                   if any(ref.get("kind") == "Job" and ref.get("name", "").startswith("volsync-dst-")
                          for ref in p["metadata"].get("ownerReferences") or [])]
         if movers and run.phase_age() < run.settings.scale_down_timeout:
             await run.wait(f"waiting for the volsync mover pod(s) to stop: {', '.join(sorted(movers))}")
             return None
-    for owner in status.pvc_owners or []:
+    for owner in owners:
         res = await run.kube.resource_for(owner.api_version, owner.kind)
         try:
             if res is None:
@@ -377,7 +454,7 @@ async def finalize(run: Run) -> Phase | None:
                 crashpoint(f"scaled-up:{owner.name}")
         except k.NotFound:
             notes.append(f"{owner.ref} no longer exists")
-    for stop in sorted(status.stopped or [], key=stops.priority, reverse=True):
+    for stop in sorted(stopped, key=stops.priority, reverse=True):
         if not await stops.undo(run.kube, stop):
             notes.append(f"{stop.kind} {stop.name} no longer exists")
         crashpoint(f"unstopped:{stop.name}")
@@ -385,11 +462,16 @@ async def finalize(run: Run) -> Phase | None:
         source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
         if source is None:
             notes.append(f"ReplicationSource {status.replication_source} no longer exists")
+        elif (source.get("spec") or {}).get("sourcePVC") != r.spec.pvc:
+            notes.append(f"ReplicationSource {status.replication_source} does not back up PVC {r.spec.pvc}: left alone")
         else:
             spec = source.get("spec") or {}
             patch: dict[str, Any] = {}
-            if status.safety_backup:
-                original = json.loads(status.safety_backup["originalTrigger"])
+            original = _original_trigger(status.safety_backup)
+            if status.safety_backup and original is None:
+                notes.append("status.safetyBackup.originalTrigger is not a recorded trigger: the source's trigger was "
+                             "left as it is")
+            elif status.safety_backup:
                 if (spec.get("trigger") or {}) != original:
                     patch["trigger"] = {**{key: None for key in spec.get("trigger") or {}}, **original}
             if bool(spec.get("paused", False)) != status.replication_source_paused:
@@ -401,6 +483,15 @@ async def finalize(run: Run) -> Phase | None:
     if notes:
         status.message = "; ".join(notes)
     return Phase.FINISHED
+
+
+def _original_trigger(backup: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The source's own trigger as recorded before the safety backup changed it; None when the record is unusable."""
+    try:
+        original = json.loads((backup or {}).get("originalTrigger") or "")
+    except (TypeError, ValueError):
+        return None
+    return original if isinstance(original, dict) else None
 
 
 async def release_lock(run: Run) -> None:

@@ -25,6 +25,12 @@ MANAGED_BY = "pvc-restore"
 PVC_LABEL = f"{GROUP}/pvc"
 #: Label on a ReplicationDestination naming the PVCRestore it belongs to.
 RESTORE_LABEL = f"{GROUP}/restore"
+#: On a PVCRestore: what created it (the CLI, the TUI, the annotation).
+CREATED_BY_ANNOTATION = f"{GROUP}/created-by"
+#: Who asked for a restore: the requesting user, set by the chart's MutatingAdmissionPolicy from the admission request
+#: (on the PVC when the restore annotation is added, on a PVCRestore when it is created; the ValidatingAdmissionPolicy
+#: keeps anyone else from setting or changing it). The controller copies the PVC's onto the PVCRestore it creates.
+REQUESTED_BY_ANNOTATION = f"{GROUP}/requested-by"
 
 
 class Phase(str, enum.Enum):
@@ -94,7 +100,8 @@ class Stop:
     recorded with the value to put back before it is done, and undone in Finalize.
 
     methods: ``nodeSelector`` (DaemonSet: a nodeSelector no node matches), ``suspend`` (CronJob, Flux Kustomization
-    or HelmRelease: spec.suspend), ``argoAutomated`` (Argo CD Application: automated sync off), ``kedaPause``
+    or HelmRelease: spec.suspend), ``pvcRetention`` (StatefulSet: persistentVolumeClaimRetentionPolicy.whenScaled
+    Retain, since Delete would delete the PVC when scaled to 0), ``argoAutomated`` (Argo CD Application: automated sync off), ``kedaPause``
     (KEDA ScaledObject: the paused-replicas annotation), ``delete`` (a bare Pod, when allowed; not undone).
     ``original`` is the JSON of the value to restore (``null``: it was absent).
     """
@@ -127,6 +134,8 @@ class Stop:
             "argoAutomated": f"Argo CD Application {self.namespace}/{self.name}: automated sync off, then back",
             "kedaPause": f"KEDA ScaledObject {self.name}: paused at 0 replicas, then unpaused",
             "delete": f"Pod {self.name}: deleted (it has no controller; it does not come back)",
+            "pvcRetention": f"StatefulSet {self.name}: PVC retention whenScaled set to Retain (with Delete, scaling "
+                            "to 0 would delete the PVC being restored), then back to Delete",
         }.get(self.method, f"{self.kind} {self.name}: {self.method}")
 
 
@@ -184,6 +193,8 @@ class Spec:
 @dataclasses.dataclass
 class Status:
     phase: Phase | None = None
+    #: The uid of the PVC when the restore started: a PVC deleted or replaced meanwhile is another volume.
+    pvc_uid: str | None = None
     pvc_owners: list[Owner] | None = None
     stopped: list[Stop] | None = None
     notes: list[str] | None = None
@@ -206,6 +217,7 @@ class Status:
 
     _FIELDS = {
         "phase": "phase",
+        "pvc_uid": "pvcUID",
         "pvc_owners": "pvcOwners",
         "stopped": "stopped",
         "notes": "notes",

@@ -81,6 +81,10 @@ async def plan_workloads(kube: k.Kube, namespace: str, pvc: str, pods: list[dict
         scale = await kube.get_scale(res, name, namespace)
         owners.append(Owner(api_version, kind, name, namespace, int((scale.get("spec") or {}).get("replicas", 0))))
         workloads.append(obj)
+        retention = ((obj.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}).get("whenScaled")
+        if (api_version, kind) == ("apps/v1", "StatefulSet") and retention == "Delete":
+            # Scaling to 0 would make Kubernetes delete the StatefulSet's claims, the one being restored among them.
+            stops.append(Stop(api_version, kind, name, namespace, "pvcRetention", st.dump_original(retention)))
     for cronjob in await st.cronjobs_mounting(kube, namespace, pvc):
         stops.append(Stop("batch/v1", "CronJob", cronjob["metadata"]["name"], namespace, "suspend",
                           st.dump_original((cronjob.get("spec") or {}).get("suspend"))))

@@ -20,7 +20,7 @@ async def create_restore(kube: k.Kube, namespace: str, pvc: str, selector: Selec
         spec = dataclasses.replace(selector.spec(pvc), timeout=timeout, delete_bare_pods=delete_bare_pods,
                                    running_jobs=running_jobs, safety_backup=safety_backup)
         body = model.manifest(f"{pvc}-{stamp}", namespace, spec, labels=labels,
-                              annotations={f"{model.GROUP}/created-by": created_by})
+                              annotations={model.CREATED_BY_ANNOTATION: created_by})
         try:
             return await kube.create(k.PVC_RESTORES, body, namespace)
         except k.AlreadyExists:

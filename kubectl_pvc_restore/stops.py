@@ -20,7 +20,9 @@ FLUX = (("kustomize.toolkit.fluxcd.io", "Kustomization", ("v1",)),
 ARGO_APP = ("argoproj.io/v1alpha1", "Application")
 KEDA_SCALED_OBJECT = ("keda.sh/v1alpha1", "ScaledObject")
 #: Apply order: what would fight the restore first (GitOps, autoscalers), then the workloads; undo in reverse.
-ORDER = {"argoAutomated": 0, "suspend-gitops": 0, "kedaPause": 1, "nodeSelector": 2, "suspend": 2, "delete": 3}
+#: The StatefulSet retention policy goes to Retain before anything is scaled (and back after the replicas are).
+ORDER = {"argoAutomated": 0, "suspend-gitops": 0, "kedaPause": 1, "pvcRetention": 1, "nodeSelector": 2, "suspend": 2,
+         "delete": 3}
 
 
 def priority(stop: Stop) -> int:
@@ -121,6 +123,10 @@ async def apply(kube: k.Kube, stop: Stop, restore_name: str) -> bool:
     elif stop.method == "kedaPause":
         if (obj["metadata"].get("annotations") or {}).get(KEDA_PAUSED) != "0":
             await kube.patch(res, stop.name, stop.namespace, {"metadata": {"annotations": {KEDA_PAUSED: "0"}}})
+    elif stop.method == "pvcRetention":
+        if (spec.get("persistentVolumeClaimRetentionPolicy") or {}).get("whenScaled") != "Retain":
+            await kube.patch(res, stop.name, stop.namespace,
+                             {"spec": {"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain"}}})
     elif stop.method == "delete":
         if obj["metadata"].get("uid") == stop.original and not obj["metadata"].get("deletionTimestamp"):
             try:
@@ -152,6 +158,10 @@ async def undo(kube: k.Kube, stop: Stop) -> bool:
     elif stop.method == "argoAutomated":
         if (spec.get("syncPolicy") or {}).get("automated") != original:
             await kube.patch(res, stop.name, stop.namespace, {"spec": {"syncPolicy": {"automated": original}}})
+    elif stop.method == "pvcRetention":
+        if (spec.get("persistentVolumeClaimRetentionPolicy") or {}).get("whenScaled") != original:
+            await kube.patch(res, stop.name, stop.namespace,
+                             {"spec": {"persistentVolumeClaimRetentionPolicy": {"whenScaled": original}}})
     elif stop.method == "kedaPause":
         if (obj["metadata"].get("annotations") or {}).get(KEDA_PAUSED) != original:
             await kube.patch(res, stop.name, stop.namespace, {"metadata": {"annotations": {KEDA_PAUSED: original}}})

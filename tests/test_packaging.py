@@ -33,7 +33,15 @@ def test_chart_lints_renders_and_validates_values(control_plane):
     run([helm, "lint", CHART, "--strict"])
     docs = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "-n", "ops"])))
     kinds = sorted(d["kind"] for d in docs if d)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount",
+                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+                     "ValidatingAdmissionPolicyBinding"]
+    # The MutatingAdmissionPolicy that records who asked comes with API servers that serve it (1.36+).
+    served = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "-n", "ops", "--api-versions",
+                                          "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"])))
+    assert {"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"} <= {d["kind"] for d in served if d}
+    off = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "--set", "admissionPolicies.enabled=false"])))
+    assert not any("AdmissionPolicy" in d["kind"] for d in off if d)
     role = next(d for d in docs if d and d["kind"] == "ClusterRole")
     for rule in role["rules"]:
         assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
@@ -77,7 +85,10 @@ def test_chart_installs_under_restricted_pss_and_its_rbac_is_enough(cluster, con
         "name": ops, "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
     env = dict(os.environ, KUBECONFIG=kubeconfig)
     try:
-        run([helm, "install", release, CHART, "-n", ops, "--wait=false"], env=env)
+        # The admission policies only for this test's namespace: the rest of the suite writes status as the admin.
+        run([helm, "install", release, CHART, "-n", ops, "--wait=false", "--set-json",
+             'admissionPolicies.namespaceSelector={"matchLabels":{"kubernetes.io/metadata.name":"%s"}}' % cluster.ns],
+            env=env)
         pods = wait_for(lambda: cluster.kube.list(k.PODS, ops), timeout=60,
                         message="the restricted namespace to admit the controller pod")
         assert pods[0]["spec"]["serviceAccountName"] == f"{release}-pvc-restore"

@@ -67,23 +67,41 @@ def test_selector_matching_no_snapshot_is_an_error(cluster, controller, spec):
     sc.assert_cleaned_up(cluster, deployment=2, statefulset=0)
 
 
-@pytest.mark.parametrize("value", ["abc", "-1", "2024-13-45", "2999-01-01T00:00:00Z", "1.5", "2024-05-01 10:00"])
-def test_invalid_annotation_creates_nothing_and_warns(cluster, controller, value):
+BAD_VALUES = ["abc", "-1", "2024-13-45", "2999-01-01T00:00:00Z", "1.5", "2024-05-01 10:00", "01", " 1", "   ",
+              "0001-01-01T00:00:00Z", "1" * 10_000]
+
+
+def test_invalid_annotations_are_refused_removed_and_reported(cluster, controller):
+    """Each bad value: one Warning Event (its reason at the start), the annotation removed (so it can never act
+    later, as a future time would once it is past), nothing created or scaled; the same bad value added again is
+    reported again."""
     sc.setup(cluster, statefulset=0, deployment=1)
     controller()
-    sc.annotate(cluster, value)
 
-    def warning():
+    def warnings():
         events = cluster.kube.list(k.EVENTS, cluster.ns)
-        return [e for e in events if e["reason"] == "InvalidRestoreAnnotation"]
+        return sorted((e for e in events if e["reason"] == "InvalidRestoreAnnotation"),
+                      key=lambda e: e["metadata"]["creationTimestamp"] + e["metadata"]["name"])
 
-    [event] = wait_for(warning, message="a Warning Event on the PVC")
-    assert event["type"] == "Warning" and event["involvedObject"]["name"] == "data"
-    assert repr(value) in event["message"]
+    def annotations():
+        return cluster.kube.get(k.PVCS, "data", cluster.ns)["metadata"].get("annotations") or {}
+
+    seen = 0
+    for value in BAD_VALUES + ["abc"]:
+        sc.annotate(cluster, value)
+        got = wait_for(lambda: (lambda w: w if len(w) == seen + 1 else None)(warnings()),
+                       message=f"a Warning Event for {value[:20]!r}")
+        seen += 1
+        event = got[-1]
+        assert event["type"] == "Warning" and event["involvedObject"]["name"] == "data"
+        assert event["message"].startswith("Refused restore annotation: ")
+        assert len(event["message"]) < 600, "a long value must not bury the reason"
+        assert repr(value[:64]) in event["message"]
+        wait_for(lambda: model.RESTORE_ANNOTATION not in annotations(), message="the bad annotation removed")
     import time
     time.sleep(1.0)  # several polls
+    assert len(warnings()) == seen, "a warning must not repeat on every poll"
     assert sc.restores(cluster) == []
-    assert len(warning()) == 1, "the warning must not repeat on every poll"
     assert cluster.replicas(k.DEPLOYMENTS, "web") == 1
     assert cluster.kube.list(k.REPLICATION_DESTINATIONS, cluster.ns) == []
     assert cluster.kube.list(k.CONFIGMAPS, cluster.ns, label_selector="pvc-restore.homelab-helper.benfiola.com/lock") == []

@@ -1,0 +1,169 @@
+"""Status is not trusted, names cannot escape, and bad specs change nothing: on the real API server.
+
+The CRD's rules make the API server refuse, whoever writes, what the controller itself never does (a phase going
+back, the recorded replicas or stops changed, a zero timeout, a time before 1970); the controller refuses what the
+schema cannot know (a future restoreAsOf) and acts only on status records it could have written itself.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kubectl_pvc_restore import kube as k
+from kubectl_pvc_restore import model
+from tests import scenario as sc
+
+
+def create(cluster, name="r1", **spec):
+    return cluster.kube.create(k.PVC_RESTORES, model.manifest(name, cluster.ns, model.Spec.from_dict(
+        {"pvc": sc.PVC, **spec})), cluster.ns)
+
+
+def put_status(cluster, name, **fields):
+    """Replace the status as any writer could (retrying when the controller wrote in between)."""
+    for _ in range(20):
+        obj = cluster.kube.get(k.PVC_RESTORES, name, cluster.ns)
+        obj["status"] = {**(obj.get("status") or {}), **fields}
+        try:
+            return cluster.kube.replace(k.PVC_RESTORES, obj, subresource="status")
+        except k.Conflict:
+            time.sleep(0.05)
+    raise AssertionError("the status kept changing")
+
+
+def generations(cluster, namespace=None):
+    ns = namespace or cluster.ns
+    return {(r.kind, o["metadata"]["name"]): o["metadata"]["generation"]
+            for r in (k.DEPLOYMENTS, k.STATEFULSETS, k.REPLICATION_SOURCES) for o in cluster.kube.list(r, ns)}
+
+
+def test_a_finished_restore_never_runs_again(cluster, controller):
+    sc.setup(cluster, statefulset=0, deployment=2)
+    controller()
+    create(cluster)
+    done = sc.wait_finished(cluster, "r1")
+    assert done["status"]["error"] is None
+    before = generations(cluster)
+    for phase in ("Initialize", "ScaleDown", "Restore", "Finalize"):
+        with pytest.raises(k.Invalid, match="cannot go back"):
+            put_status(cluster, "r1", phase=phase)
+    with pytest.raises(k.Invalid, match="cannot go back"):
+        put_status(cluster, "r1", phase=None)
+    time.sleep(1.0)  # several polls
+    assert cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns)["status"]["phase"] == "Finished"
+    assert generations(cluster) == before, "a finished restore touched a workload again"
+
+
+def test_recorded_replicas_cannot_be_changed_during_the_restore(cluster, controller):
+    sc.setup(cluster, statefulset=0, deployment=2, delay=3.0)
+    controller()
+    create(cluster)
+    running = sc.wait_phase(cluster, "r1", "Restore")
+    owners = running["status"]["pvcOwners"]
+    assert owners == [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": cluster.ns,
+                       "replicas": 2}]
+    for changed in ([{**owners[0], "replicas": 7}], [], owners + [{**owners[0], "name": "victim"}],
+                    [{**owners[0], "name": "../../default/deployments/victim"}],
+                    [{**owners[0], "namespace": "default"}]):
+        with pytest.raises(k.Invalid):
+            put_status(cluster, "r1", pvcOwners=changed)
+    with pytest.raises(k.Invalid):
+        put_status(cluster, "r1", stopped=[{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "x",
+                                            "namespace": cluster.ns, "method": "nodeSelector", "original": None}])
+    done = sc.wait_finished(cluster, "r1")
+    assert done["status"]["error"] is None
+    sc.assert_cleaned_up(cluster, statefulset=0, deployment=2)
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"timeout": "0s"}, "timeout must be at least 1s"),
+    ({"timeout": "0.5s"}, "timeout must be at least 1s"),
+    ({"restoreAsOf": "0001-01-01T00:00:00Z"}, "before 1970"),
+    ({"restoreAsOf": "1969-12-31T23:59:59Z"}, "before 1970"),
+    ({"pvc": "../pods"}, "spec.pvc"),
+    ({"previous": -1}, "spec.previous"),
+])
+def test_the_api_server_refuses_bad_specs(cluster, spec, message):
+    with pytest.raises(k.Invalid, match=message):
+        cluster.kube.create(k.PVC_RESTORES, {"apiVersion": model.API_VERSION, "kind": model.KIND,
+                                             "metadata": {"name": "bad", "namespace": cluster.ns},
+                                             "spec": {"pvc": "data", **spec}}, cluster.ns)
+    assert cluster.kube.list(k.PVC_RESTORES, cluster.ns) == []
+
+
+def test_a_future_restore_as_of_touches_nothing(cluster, controller):
+    sc.setup(cluster, statefulset=0, deployment=2)
+    before = generations(cluster)
+    controller()
+    future = model.format_time(model.now().replace(year=model.now().year + 1))
+    create(cluster, restoreAsOf=future)
+    done = sc.wait_finished(cluster, "r1")
+    assert done["status"]["error"] == f"spec.restoreAsOf {future!r} is in the future; no snapshot can be that new; " \
+                                      "nothing was touched"
+    assert generations(cluster) == before
+    sc.assert_cleaned_up(cluster, statefulset=0, deployment=2)
+
+
+def test_untrusted_status_records_are_never_acted_on(cluster, controller, kube):
+    """Records the controller could not have written (another namespace, a kind it never scales or stops, a name
+    that is not one) are skipped and reported, whatever replicas they ask for; the real workloads come back."""
+    sc.setup(cluster, statefulset=0, deployment=2)
+    other = f"{cluster.ns}-victim"[:63].rstrip("-")
+    kube.create(k.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}})
+    try:
+        victim = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "victim", "namespace": other},
+                  "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "victim"}},
+                           "template": cluster.pod_template("victim", None)}}
+        kube.create(k.DEPLOYMENTS, victim, other)
+        create(cluster)
+        # Before any controller runs: a status that goes straight to Finalize with hostile records (the CRD's rules
+        # allow a first status; the chart's admission policy would refuse this writer).
+        put_status(cluster, "r1", phase="Finalize", pvcOwners=[
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "victim", "namespace": other, "replicas": 9},
+            {"apiVersion": "v1", "kind": "Secret", "name": "web", "namespace": cluster.ns, "replicas": 9},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": cluster.ns, "replicas": 2},
+        ], stopped=[
+            {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "web", "namespace": other,
+             "method": "nodeSelector", "original": None},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": cluster.ns,
+             "method": "suspend", "original": "true"},
+        ], replicationDestination="someone-elses")
+        cluster.kube.create(k.REPLICATION_DESTINATIONS, {
+            "apiVersion": "volsync.backube/v1alpha1", "kind": "ReplicationDestination",
+            "metadata": {"name": "someone-elses", "namespace": cluster.ns},
+            "spec": {"trigger": {"manual": "x"}, "restic": {"repository": "r", "copyMethod": "Direct",
+                                                            "destinationPVC": "data"}}}, cluster.ns)
+        victim_generation = kube.get(k.DEPLOYMENTS, "victim", other)["metadata"]["generation"]
+        web_generation = cluster.kube.get(k.DEPLOYMENTS, "web", cluster.ns)["metadata"]["generation"]
+        controller()
+        done = sc.wait_finished(cluster, "r1")
+        notes = done["status"]["notes"]
+        assert any(f"in namespace '{other}'" in n and "its own namespace" in n for n in notes), notes
+        assert any("v1 Secret" in n and "not a kind this controller scales" in n for n in notes), notes
+        assert any("'suspend' on a apps/v1 Deployment" in n for n in notes), notes
+        assert any("DaemonSet web in namespace" in n for n in notes), notes
+        assert kube.get(k.DEPLOYMENTS, "victim", other)["metadata"]["generation"] == victim_generation
+        assert kube.get(k.DEPLOYMENTS, "victim", other)["spec"]["replicas"] == 1
+        assert cluster.kube.get(k.DEPLOYMENTS, "web", cluster.ns)["metadata"]["generation"] == web_generation
+        assert cluster.kube.get_or_none(k.REPLICATION_DESTINATIONS, "someone-elses", cluster.ns) is not None
+        events = [e for e in cluster.kube.list(k.EVENTS, cluster.ns) if e["reason"] == "UntrustedStatus"]
+        assert len(events) == 4 and all(e["type"] == "Warning" for e in events)
+    finally:
+        kube.delete(k.NAMESPACES, other)
+
+
+def test_names_cannot_leave_their_api_path(cluster, kube):
+    """The last line of defence: the kube layer refuses before any request is made."""
+    cm = cluster.kube.create(k.CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap",
+                                            "metadata": {"name": "x", "namespace": cluster.ns}}, cluster.ns)
+    hostile = f"../../../../../../api/v1/namespaces/{cluster.ns}/configmaps/x"
+    for call in (lambda: kube.delete(k.PVC_RESTORES, hostile, cluster.ns),
+                 lambda: kube.delete(k.PVC_RESTORES, "", cluster.ns),
+                 lambda: kube.get(k.PVCS, "../pods", cluster.ns),
+                 lambda: kube.patch(k.PVCS, "data", "../kube-system", {}),
+                 lambda: kube.resource_for("../../api/v1/namespaces/x/secrets", "Secret")):
+        with pytest.raises(k.BadName):
+            call()
+    assert cluster.kube.get(k.CONFIGMAPS, "x", cluster.ns)["metadata"]["uid"] == cm["metadata"]["uid"]
