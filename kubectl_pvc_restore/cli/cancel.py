@@ -6,11 +6,11 @@ import click
 
 from .complete import complete_restores
 
-from .common import Client, command
+from .common import KUBE_NAME, Client, command
 
 
 @click.command("cancel")
-@click.argument("name", shell_complete=complete_restores)
+@click.argument("name", type=KUBE_NAME, shell_complete=complete_restores)
 @click.option("--wait", is_flag=True, help="Wait until the controller has cleaned up and the restore is gone.")
 @command
 async def command(client: Client, name: str, wait: bool) -> int:

@@ -32,8 +32,38 @@ class GlobalOptions:
                                             if options.get(f.name) is not None})
 
 
+def _check_namespace(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """-n/--namespace: a usage error before anything is sent when it is not a DNS-1123 label (``../x``, ``''``)."""
+    from ..names import InvalidName, check_namespace
+
+    if value is not None:
+        try:
+            check_namespace(value, "")
+        except InvalidName as exc:
+            raise click.BadParameter(str(exc).lstrip(), ctx, param) from None
+    return value
+
+
+class KubeName(click.ParamType):
+    """A Kubernetes object name (PVC, PVCRestore): refused with a usage error before anything is sent when it is not
+    a DNS-1123 subdomain (``names.check_name``), so ``../pods`` or ``''`` cannot reach an API path."""
+
+    name = "name"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ..names import InvalidName, check_name
+
+        try:
+            return check_name(value, "")
+        except InvalidName as exc:
+            self.fail(str(exc).lstrip(), param, ctx)
+
+
+KUBE_NAME = KubeName()
+
 _GLOBAL = [
-    click.option("-n", "--namespace", help="Namespace (default: the kubeconfig context's)."),
+    click.option("-n", "--namespace", callback=_check_namespace, help="Namespace (default: the kubeconfig "
+                 "context's)."),
     click.option("--context", help="Kubeconfig context to use."),
     click.option("--kubeconfig", type=click.Path(dir_okay=False), help="Kubeconfig file (default: $KUBECONFIG, "
                  "then ~/.kube/config)."),
@@ -52,8 +82,15 @@ def output_option(*choices: str) -> Callable:
     return click.option("-o", "--output", type=click.Choice(list(choices)), help="Output format.")
 
 
-def command(func: Callable[..., Awaitable[int | None]]) -> Callable:
-    """Make an async command body a click callback: global flags, one client, errors as messages (exit 1)."""
+def command(func: Callable[..., Awaitable[int | None]] | None = None, *,
+            check: Callable[..., None] | None = None) -> Callable:
+    """Make an async command body a click callback: global flags, one client, errors as messages (exit 1).
+
+    ``@command(check=fn)``: ``fn(**options)`` runs first, before any connection, to refuse bad flag combinations
+    with a usage error (exit 2).
+    """
+    if func is None:
+        return functools.partial(command, check=check)
 
     @global_options
     @click.pass_context
@@ -62,6 +99,8 @@ def command(func: Callable[..., Awaitable[int | None]]) -> Callable:
         opts = (ctx.obj or GlobalOptions()).merged(options)
         for name in ("namespace", "context", "kubeconfig", "request_timeout"):
             options.pop(name, None)
+        if check is not None:
+            check(**options)
         ctx.exit(run_async(func, opts, options))
 
     return wrapper
@@ -73,18 +112,64 @@ def run_async(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, o
 
 async def _run(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, options: dict[str, Any]) -> int:
     from .. import kube as k
+    from ..kubeconfig import KubeconfigError
     from ..selector import SelectorError
 
     try:
-        client = await k.Kube.connect(kubeconfig=opts.kubeconfig, context=opts.context,
-                                      namespace=opts.namespace, timeout=opts.request_timeout)
+        client = await connect(opts)
         return await func(Client(client, opts), **options) or 0
+    except KubeconfigError as exc:
+        raise click.ClickException(str(exc)) from None
     except k.Unreachable as exc:
         raise click.ClickException(f"{exc}\nIs the cluster running, and is your kubeconfig/--context right?") from None
     except (CRDMissing, k.KubeError) as exc:  # the messages name the verb, resource and fix already
         raise click.ClickException(str(exc)) from None
     except SelectorError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+async def connect(opts: GlobalOptions) -> Any:
+    """The checked kubeconfig's client (``kube.Kube``), for the CLI and the TUI.
+
+    The kubeconfig is checked first (``kubeconfig.check``: missing file, bad YAML, no or unknown context, a context
+    without cluster, user or server); kr8s then gets exactly the files, context and namespace that were checked.
+    Whatever else kr8s raises while loading credentials (it has no exception type of its own for them: KeyError,
+    TypeError, ValueError, ServerError for a refused token, ...) becomes a KubeconfigError, so no traceback escapes.
+    ``kube.Unreachable`` (no answer) passes through.
+    """
+    from .. import kube as k
+    from .. import kubeconfig
+
+    resolved = kubeconfig.check(opts.kubeconfig, opts.context, namespace=opts.namespace)
+    namespace = opts.namespace or resolved.namespace or (None if resolved.in_cluster else "default")
+    try:
+        return await k.Kube.connect(kubeconfig=resolved.kubeconfig, context=resolved.context or opts.context,
+                                    namespace=namespace, timeout=opts.request_timeout)
+    except k.Unreachable as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ValueError):  # kr8s: credentials it cannot use (Kube.connect says "cannot load")
+            raise kubeconfig.KubeconfigError(f"{exc} ({resolved.describe()}); fix the kubeconfig or use another "
+                                             "--context") from None
+        raise
+    except k.KubeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - kr8s has no exception type for credential problems
+        import kr8s
+
+        source = resolved.describe() + (f" (context {resolved.context})" if resolved.context else "")
+        response = getattr(exc, "response", None)
+        if isinstance(exc, kr8s.ServerError) and response is not None:
+            if response.status_code in (401, 403):
+                raise kubeconfig.KubeconfigError(
+                    f"the API server at {resolved.server} refused the credentials of {source}: HTTP "
+                    f"{response.status_code}; your token or certificate may have expired: get a fresh kubeconfig, "
+                    "or use another --context") from None
+            raise kubeconfig.KubeconfigError(
+                f"the server at {resolved.server} ({source}) answered HTTP {response.status_code} when asked for "
+                f"its version: {exc}; is it a Kubernetes API server?") from None
+        raise kubeconfig.KubeconfigError(f"cannot load Kubernetes credentials from {source}: "
+                                         f"{type(exc).__name__}: {exc}; fix the kubeconfig or use another --context") \
+            from None
 
 
 class CRDMissing(Exception):

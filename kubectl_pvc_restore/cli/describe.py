@@ -6,11 +6,11 @@ import click
 
 from .complete import complete_restores
 
-from .common import Client, age, command, dump, output_option, selector_text
+from .common import KUBE_NAME, Client, age, command, dump, output_option, selector_text
 
 
 @click.command("describe")
-@click.argument("name", shell_complete=complete_restores)
+@click.argument("name", type=KUBE_NAME, shell_complete=complete_restores)
 @output_option("json", "yaml")
 @command
 async def command(client: Client, name: str, output: str | None) -> int:

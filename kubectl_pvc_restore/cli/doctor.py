@@ -8,7 +8,7 @@ import click
 
 from .complete import complete_pvcs
 
-from .common import INSTALL_COMMAND, Client, age, command
+from .common import INSTALL_COMMAND, KUBE_NAME, Client, age, command
 
 CONTROLLER_SELECTOR = "app.kubernetes.io/name=pvc-restore"
 
@@ -45,7 +45,7 @@ class Report:
 
 
 @click.command("doctor")
-@click.argument("pvc", required=False, shell_complete=complete_pvcs)
+@click.argument("pvc", required=False, type=KUBE_NAME, shell_complete=complete_pvcs)
 @command
 async def command(client: Client, pvc: str | None) -> int:
     """Check that pvc-restore can work here: CRDs, the controller, storage for the restic cache; with PVC also its

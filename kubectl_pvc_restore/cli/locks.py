@@ -6,7 +6,7 @@ import click
 
 from .complete import complete_locked_pvcs
 
-from .common import Client, GlobalOptions, age, as_list, dump, global_options, output_option, table
+from .common import KUBE_NAME, Client, GlobalOptions, age, as_list, dump, global_options, output_option, table
 from .common import command as async_command
 
 
@@ -64,7 +64,7 @@ async def list_locks(client: Client, all_namespaces: bool, output: str | None) -
 
 
 @command.command("clear")
-@click.argument("pvc", shell_complete=complete_locked_pvcs)
+@click.argument("pvc", type=KUBE_NAME, shell_complete=complete_locked_pvcs)
 @click.option("--force", is_flag=True, help="Also clear a lock whose holder restore is still active (unsafe: two "
               "restores could then run at once).")
 @async_command

@@ -6,11 +6,11 @@ import click
 
 from .complete import complete_pvcs
 
-from .common import Client, command, dump, output_option, table
+from .common import KUBE_NAME, Client, command, dump, output_option, table
 
 
 @click.command("snapshots")
-@click.argument("pvc", shell_complete=complete_pvcs)
+@click.argument("pvc", type=KUBE_NAME, shell_complete=complete_pvcs)
 @click.option("--previous", type=click.IntRange(min=0, max=10000), metavar="N", help="Show which snapshot "
               "--previous N would restore.")
 @click.option("--as-of", "as_of", metavar="TIME", help="Show which snapshot --as-of TIME would restore.")

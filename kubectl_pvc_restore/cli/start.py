@@ -6,12 +6,63 @@ import click
 
 from .complete import complete_pvcs
 
-from .common import Client, command, dump, follow, output_option
+from .common import KUBE_NAME, Client, command, dump, follow, output_option
+
+#: The Restore phase's limit must be at least this (the CRD refuses less: a zero timeout would scale the workloads
+#: down for nothing).
+MIN_RESTORE_TIMEOUT = 1.0
+
+
+def restore_timeout_value(text: str) -> str:
+    """``--restore-timeout`` as the CRD's duration string (``2h``, ``90s``); BadParameter when it is not a positive
+    duration of at least 1s."""
+    import math
+
+    from ..durations import parse_duration
+
+    value = text.strip()
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--restore-timeout'") from None
+    if not math.isfinite(seconds):
+        raise click.BadParameter(f"{text!r} is not a duration (examples: 30s, 5m, 1h30m)",
+                                 param_hint="'--restore-timeout'")
+    if seconds < MIN_RESTORE_TIMEOUT:
+        raise click.BadParameter(f"{text!r}: the restore timeout must be at least {MIN_RESTORE_TIMEOUT:g}s (a zero "
+                                 "timeout would stop the workloads for nothing); e.g. 30m, 2h",
+                                 param_hint="'--restore-timeout'")
+    if not value[-1].isalpha():  # plain seconds, in any float spelling: the CRD wants <number><unit>
+        value = f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    return value
+
+
+def check_usage(*, latest: bool, previous: int | None, as_of: str | None, wait: bool, timeout: float | None,
+                restore_timeout: str | None, **_: object) -> None:
+    """Refuse contradictory or meaningless flags before connecting to anything (usage errors, exit 2)."""
+    from ..selector import SelectorError, parse_as_of
+
+    if latest and (previous is not None or as_of is not None):
+        other = "--previous" if previous is not None else "--as-of"
+        raise click.UsageError(f"--latest cannot be combined with {other}: choose one snapshot selector")
+    if previous is not None and as_of is not None:
+        raise click.UsageError("--previous and --as-of are mutually exclusive")
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout only applies with --wait (how long to follow the restore); add --wait, "
+                               "or use --restore-timeout to limit the restore itself")
+    if restore_timeout is not None:
+        restore_timeout_value(restore_timeout)
+    if as_of is not None:
+        try:
+            parse_as_of(as_of)
+        except SelectorError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--as-of'") from None
 
 
 @click.command("start")
-@click.argument("pvc", shell_complete=complete_pvcs)
-@click.option("--latest", "mode", flag_value="latest", default=True, help="Restore the latest snapshot (default).")
+@click.argument("pvc", type=KUBE_NAME, shell_complete=complete_pvcs)
+@click.option("--latest", is_flag=True, help="Restore the latest snapshot (the default when neither --previous nor "
+              "--as-of is given).")
 @click.option("--previous", type=click.IntRange(min=0, max=10000), metavar="N",
               help="Restore the N-th snapshot before the latest.")
 @click.option("--as-of", "as_of", metavar="TIME",
@@ -29,8 +80,8 @@ from .common import Client, command, dump, follow, output_option
               help="Jobs running on the PVC: wait for them, or fail at once.")
 @click.option("--dry-run", is_flag=True, help="Print what the restore would do and change nothing.")
 @output_option("name", "json", "yaml")
-@command
-async def command(client: Client, pvc: str, mode: str, previous: int | None, as_of: str | None, wait: bool,
+@command(check=check_usage)
+async def command(client: Client, pvc: str, latest: bool, previous: int | None, as_of: str | None, wait: bool,
                   timeout: float | None, restore_timeout: str | None, safety_backup: bool, delete_bare_pods: bool,
                   running_jobs: str,
                   dry_run: bool, output: str | None) -> int:
@@ -46,17 +97,8 @@ async def command(client: Client, pvc: str, mode: str, previous: int | None, as_
     from ..restores import create_restore
     from ..selector import Selector, parse_as_of
 
-    if previous is not None and as_of is not None:
-        raise click.UsageError("--previous and --as-of are mutually exclusive")
-    if restore_timeout is not None:
-        from ..durations import parse_duration
-
-        try:
-            parse_duration(restore_timeout)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--restore-timeout") from None
-        if not restore_timeout[-1].isalpha():
-            restore_timeout += "s"
+    if restore_timeout is not None:  # check_usage has refused bad flags already
+        restore_timeout = restore_timeout_value(restore_timeout)
     restore_as_of = None
     if as_of is not None:
         resolved = parse_as_of(as_of)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from . import common
 from .common import GlobalOptions, global_options
 
 
@@ -16,14 +17,21 @@ from .common import GlobalOptions, global_options
 def command(ctx: click.Context, all_namespaces: bool, interval: float, **options) -> None:
     """Pick a snapshot, start a restore, watch it and clear stale locks, in a terminal UI."""
     from .. import kube as k
+    from ..kubeconfig import KubeconfigError, check
     from ..tui.app import PVCRestoreApp
     from ..tui.data import Cluster
 
     opts = (ctx.obj or GlobalOptions()).merged(options)
+    try:  # a bad kubeconfig is a message and exit 1 before the screen opens, not a crash inside it
+        check(opts.kubeconfig, opts.context, namespace=opts.namespace)
+    except KubeconfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
     async def connect() -> Cluster:
-        kube = await k.Kube.connect(kubeconfig=opts.kubeconfig, context=opts.context, namespace=opts.namespace,
-                                    timeout=opts.request_timeout)
+        try:
+            kube = await common.connect(opts)
+        except KubeconfigError as exc:  # shown in the message bar like any API error
+            raise k.KubeError(str(exc)) from None
         return Cluster(kube, None if all_namespaces else (opts.namespace or kube.namespace))
 
     PVCRestoreApp(connect, poll_interval=interval).run()

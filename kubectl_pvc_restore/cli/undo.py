@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import click
 
-from .common import Client, command, follow
+from .common import KUBE_NAME, Client, command, follow
 from .complete import complete_restores
 
 
+def check_usage(*, wait: bool, timeout: float | None, **_: object) -> None:
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout only applies with --wait (how long to follow the undo); add --wait")
+
+
 @click.command("undo")
-@click.argument("name", shell_complete=complete_restores)
+@click.argument("name", type=KUBE_NAME, shell_complete=complete_restores)
 @click.option("--wait", is_flag=True, help="Follow the undo until Finished; exit non-zero if it fails.")
 @click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="With --wait: give up after this.")
-@command
+@command(check=check_usage)
 async def command(client: Client, name: str, wait: bool, timeout: float | None) -> int:
     """Undo a restore that was started with --safety-backup: restore the backup of the PVC's data taken just before
     it (a new restore, as of that backup)."""

@@ -6,11 +6,11 @@ import click
 
 from .complete import complete_restores
 
-from .common import Client, command, follow
+from .common import KUBE_NAME, Client, command, follow
 
 
 @click.command("watch")
-@click.argument("name", shell_complete=complete_restores)
+@click.argument("name", type=KUBE_NAME, shell_complete=complete_restores)
 @click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="Give up after this.")
 @command
 async def command(client: Client, name: str, timeout: float | None) -> int:
