@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import click
 
 from .complete import complete_restores
@@ -14,12 +17,27 @@ from .common import KUBE_NAME, Client, age, command, dump, output_option, select
 @output_option("json", "yaml")
 @command
 async def command(client: Client, name: str, output: str | None) -> int:
-    """Show a PVCRestore: phase timeline, workloads and replicas, volsync state with the mover's log tail, events."""
+    """Show a PVCRestore: phase timeline, workloads and replicas, volsync state with the mover's log tail, events.
+
+    Only reading the PVCRestore itself is required. A part you may not read (a workload's /scale, the
+    ReplicationDestination, events) is marked "(forbidden: you may not VERB RESOURCE in namespace NS)" and the rest
+    is shown; the exit code is 0 whenever the restore itself could be shown."""
     from .. import kube as k
     from .. import volsync
     from ..model import Phase, phase_times
 
-    obj = await client.restore(name)
+    ns = client.namespace
+    try:
+        obj = await client.kube.get(k.PVC_RESTORES, name, ns)
+    except k.NotFound:
+        try:
+            obj = await client.restore(name)  # the not-found message, with suggestions (or the missing CRD)
+        except k.Forbidden:  # may get, may not list: no suggestions
+            raise click.ClickException(f'PVCRestore "{name}" not found in namespace {ns}') from None
+    except k.Forbidden as exc:
+        perm = permission(exc, "get", qualified(k.PVC_RESTORES), ns)
+        raise click.ClickException(f"cannot show PVCRestore {name}: you may not {perm}\n"
+                                   f"(check with: {perm.can_i()})") from None
     if output:
         click.echo(dump(obj, output))
         return 0
@@ -45,14 +63,19 @@ async def command(client: Client, name: str, output: str | None) -> int:
     if owners is None:
         lines.append("  (not recorded yet)")
     for o in owners or []:
-        current = ""
-        res = await client.kube.resource_for(o["apiVersion"], o["kind"])
-        if res is not None:
-            try:
-                scale = await client.kube.get_scale(res, o["name"], ns)
-                current = f", now {scale.get('spec', {}).get('replicas', 0)}"
-            except k.NotFound:
-                current = ", no longer exists"
+        current, res = "", None
+        try:
+            res = await client.kube.resource_for(o["apiVersion"], o["kind"])
+            if res is not None:
+                try:
+                    scale = await client.kube.get_scale(res, o["name"], ns)
+                    current = f", now {scale.get('spec', {}).get('replicas', 0)}"
+                except k.NotFound:
+                    current = ", no longer exists"
+        except k.Forbidden as exc:
+            plural = res.plural if res is not None else o["kind"].lower() + "s"
+            group = res.group if res is not None else o["apiVersion"].rpartition("/")[0]
+            current = ", now " + forbidden(exc, "get", f"{_qualify(plural, group)}/scale", ns)
         lines.append(f"  {o['kind']} {o['name']}: {o['replicas']} replica(s) before the restore{current}")
     if not owners and owners is not None:
         lines.append("  (none mounted the PVC)")
@@ -76,33 +99,110 @@ async def command(client: Client, name: str, output: str | None) -> int:
     if status.get("restoredSnapshot"):
         lines.append(f"Restored snapshot:       {status['restoredSnapshot']}")
     if rd_name:
-        rd = await client.kube.get_or_none(k.REPLICATION_DESTINATIONS, rd_name, ns)
-        if rd is None:
-            lines.append("  (deleted)" if status.get("phase") in ("Finalize", "Finished") else "  (not created yet)")
+        try:
+            rd = await client.kube.get_or_none(k.REPLICATION_DESTINATIONS, rd_name, ns)
+        except k.Forbidden as exc:
+            lines.append("  " + forbidden(exc, "get", qualified(k.REPLICATION_DESTINATIONS), ns))
         else:
-            rd_status = rd.get("status") or {}
-            mover = rd_status.get("latestMoverStatus") or {}
-            lines.append(f"  sync started: {rd_status.get('lastSyncStartTime') or '-'}, "
-                         f"last manual sync: {rd_status.get('lastManualSync') or '-'}")
-            if mover:
-                lines.append(f"  mover result: {mover.get('result')}")
-                tail = volsync.log_tail(mover.get("logs") or "", 10)
-                lines += ["  mover log (tail):"] + [f"    {line}" for line in tail.splitlines()]
-    events = [e for e in await client.kube.list(k.EVENTS, ns, field_selector=f"involvedObject.name={meta['name']}")
-              if e["involvedObject"].get("uid") in (None, meta.get("uid"))]
-    events.sort(key=lambda e: e.get("lastTimestamp") or e["metadata"]["creationTimestamp"])
-    entered = phase_times(events)
+            if rd is None:
+                lines.append("  (deleted)" if status.get("phase") in ("Finalize", "Finished")
+                             else "  (not created yet)")
+            else:
+                rd_status = rd.get("status") or {}
+                mover = rd_status.get("latestMoverStatus") or {}
+                lines.append(f"  sync started: {rd_status.get('lastSyncStartTime') or '-'}, "
+                             f"last manual sync: {rd_status.get('lastManualSync') or '-'}")
+                if mover:
+                    lines.append(f"  mover result: {mover.get('result')}")
+                    tail = volsync.log_tail(mover.get("logs") or "", 10)
+                    lines += ["  mover log (tail):"] + [f"    {line}" for line in tail.splitlines()]
+    try:
+        events: list | None = [
+            e for e in await client.kube.list(k.EVENTS, ns, field_selector=f"involvedObject.name={meta['name']}")
+            if e["involvedObject"].get("uid") in (None, meta.get("uid"))]
+        events_denied = ""
+    except k.Forbidden as exc:
+        events, events_denied = None, forbidden(exc, "list", "events", ns)
     lines.append("Timeline:")
-    current = status.get("phase")
-    for phase in (p.value for p in Phase):
-        if phase in entered:
-            lines.append(f"  {phase:<11} {entered[phase]}" + ("   <- now" if phase == current and phase != "Finished"
-                                                               else ""))
+    if events is None:
+        lines.append(f"  {events_denied} (the timeline is read from the events)")
+    else:
+        events.sort(key=lambda e: e.get("lastTimestamp") or e["metadata"]["creationTimestamp"])
+        entered = phase_times(events)
+        current = status.get("phase")
+        for phase in (p.value for p in Phase):
+            if phase in entered:
+                lines.append(f"  {phase:<11} {entered[phase]}" + ("   <- now" if phase == current
+                                                                   and phase != "Finished" else ""))
     lines.append("Events:")
-    if not events:
+    if events is None:
+        lines.append(f"  {events_denied}")
+    elif not events:
         lines.append("  <none>")
-    for e in events:
+    for e in events or []:
         lines.append(f"  {age(e.get('lastTimestamp') or e['metadata']['creationTimestamp']):>5}  {e['type']:<8} "
                      f"{e['reason']:<20} {e['message']}")
     click.echo("\n".join(lines))
     return 0
+
+
+# -- permission denials, shown in place of what could not be read (describe, doctor) -----------------------------
+
+#: The API server's 403 message: ... cannot get resource "deployments/scale" in API group "apps" in the namespace "x"
+_DENIED = re.compile(r'cannot (?P<verb>[a-z]+) resource "(?P<resource>[^"]+)"(?: in API group "(?P<group>[^"]*)")?'
+                     r'(?: in the namespace "(?P<namespace>[^"]+)"| (?P<cluster>at the cluster scope))?')
+#: ... for a non-resource URL (API discovery): cannot get path "/apis/apps/v1"
+_DENIED_PATH = re.compile(r'cannot (?P<verb>[a-z]+) path "(?P<path>/[^"]*)"')
+
+
+@dataclasses.dataclass(frozen=True)
+class Permission:
+    """One RBAC permission: ``verb`` on ``resource`` (kubectl's spelling: plural, ``.group`` for groups with a dot,
+    ``/subresource``) in ``namespace`` (None: cluster-wide, for cluster-scoped resources and lists across all
+    namespaces)."""
+
+    verb: str
+    resource: str
+    namespace: str | None
+
+    def __str__(self) -> str:
+        if self.resource.startswith("/"):  # a non-resource URL
+            return f"{self.verb} {self.resource}"
+        return f"{self.verb} {self.resource} " + (f"in namespace {self.namespace}" if self.namespace
+                                                   else "cluster-wide")
+
+    def can_i(self) -> str:
+        if self.resource.startswith("/"):
+            return f"kubectl auth can-i {self.verb} {self.resource}"
+        resource, _, sub = self.resource.partition("/")
+        return (f"kubectl auth can-i {self.verb} {resource}" + (f" --subresource={sub}" if sub else "")
+                + (f" -n {self.namespace}" if self.namespace else " --all-namespaces"))
+
+
+def _qualify(plural: str, group: str) -> str:
+    return f"{plural}.{group}" if "." in group else plural
+
+
+def qualified(res: object) -> str:
+    """A ``kube.Resource`` as ``kubectl auth can-i`` spells it."""
+    return _qualify(res.plural, res.group)  # type: ignore[attr-defined]
+
+
+def permission(exc: Exception, verb: str, resource: str, namespace: str | None) -> Permission:
+    """The permission a ``kube.Forbidden`` says is missing: read from the API server's message when it names one
+    (it knows best, e.g. for a call made deep inside a check), else the one the caller says it needed."""
+    m = _DENIED.search(str(exc))
+    if m is None:
+        path = _DENIED_PATH.search(str(exc))
+        return Permission(path["verb"], path["path"], None) if path else Permission(verb, resource, namespace)
+    return Permission(m["verb"], _qualify(m["resource"].split("/")[0], m["group"] or "")
+                      + ("/" + m["resource"].split("/", 1)[1] if "/" in m["resource"] else ""),
+                      None if m["cluster"] else (m["namespace"] or namespace))
+
+
+def forbidden(exc: Exception, verb: str, resource: str, namespace: str | None) -> str:
+    """The mark shown in place of what could not be read: ``(forbidden: you may not get deployments/scale in
+    namespace x)``."""
+    if getattr(exc, "code", None) == 401:
+        return "(forbidden: the API server did not accept your credentials)"
+    return f"(forbidden: you may not {permission(exc, verb, resource, namespace)})"
