@@ -24,8 +24,9 @@ log = logging.getLogger("pvc-restore")
 @click.option("--kubeconfig", envvar="KUBECONFIG", type=click.Path(dir_okay=False),
               help="Kubeconfig file [env KUBECONFIG; in-cluster config when empty].")
 @click.option("--context", envvar="KUBE_CONTEXT", help="Kubeconfig context to use [env KUBE_CONTEXT].")
-@click.option("--namespace", envvar="WATCH_NAMESPACE", default="",
-              help="Only handle this namespace [env WATCH_NAMESPACE; all namespaces when empty].")
+@click.option("--namespace", "namespaces", envvar="WATCH_NAMESPACE", multiple=True, metavar="NS[,NS...]",
+              help="Only handle these namespaces: repeat the flag or separate them with commas; the controller then "
+                   "needs only Roles in them [env WATCH_NAMESPACE, e.g. \"a,b\"; all namespaces when empty].")
 @click.option("--poll-interval", envvar="POLL_INTERVAL", type=Duration(0.05), default="5s", show_default=True,
               help="Time between polls [env POLL_INTERVAL].")
 @click.option("--restore-timeout", envvar="RESTORE_TIMEOUT", type=Duration(1), default="5m", show_default=True,
@@ -59,7 +60,8 @@ log = logging.getLogger("pvc-restore")
               help="Run several replicas; only the holder of the Lease pvc-restore-controller acts "
                    "[env LEADER_ELECTION].")
 @click.option("--leader-election-namespace", envvar="LEADER_ELECTION_NAMESPACE", default="",
-              help="Namespace of the Lease [env LEADER_ELECTION_NAMESPACE; default: the pod's namespace].")
+              help="Namespace of the Lease [env LEADER_ELECTION_NAMESPACE; default: the pod's namespace; outside a "
+                   "pod the first --namespace, else default].")
 @click.option("--leader-election-id", envvar="LEADER_ELECTION_ID", default="",
               help="This replica's identity in the Lease [default: hostname_random].")
 @click.option("--lease-duration", envvar="LEASE_DURATION", type=Duration(1), default="15s", show_default=True,
@@ -87,13 +89,38 @@ def main(ctx: click.Context, log_level: str, log_format: str, **options) -> None
     if options["leader_election"] and not (options["retry_period"] < options["renew_deadline"]
                                            < options["lease_duration"]):
         raise click.UsageError("leader election needs --retry-period < --renew-deadline < --lease-duration")
-    for name in ("namespace", "cache_storage_class", "kubeconfig", "leader_election_namespace", "leader_election_id",
+    options["namespaces"] = watched_namespaces(ctx, options["namespaces"])
+    if options["leader_election_namespace"]:
+        from kubectl_pvc_restore.names import InvalidName, check_namespace
+        try:
+            check_namespace(options["leader_election_namespace"])
+        except InvalidName as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param_hint="--leader-election-namespace") from None
+    for name in ("cache_storage_class", "kubeconfig", "leader_election_namespace", "leader_election_id",
                  "context"):
         options[name] = options[name] or None
     from . import logs
 
     logs.setup(log_level, log_format)
     sys.exit(asyncio.run(serve(Settings(**options))))
+
+
+def watched_namespaces(ctx: click.Context, values: tuple[str, ...]) -> tuple[str, ...]:
+    """``--namespace a --namespace b,c`` (or WATCH_NAMESPACE="a,b,c") -> ("a", "b", "c"); empty items are ignored
+    (so "" is all namespaces), duplicates dropped, each name checked."""
+    from kubectl_pvc_restore.names import InvalidName, check_namespace
+
+    out: dict[str, None] = {}
+    for value in values:
+        for item in value.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            try:
+                out[check_namespace(item)] = None
+            except InvalidName as exc:
+                raise click.BadParameter(str(exc), ctx=ctx, param_hint="--namespace / WATCH_NAMESPACE") from None
+    return tuple(out)
 
 
 def pod_namespace(settings: Settings) -> str:
@@ -105,7 +132,7 @@ def pod_namespace(settings: Settings) -> str:
         with open(SA_NAMESPACE_FILE) as f:
             return f.read().strip()
     except OSError:
-        return settings.namespace or "default"
+        return settings.namespaces[0] if settings.namespaces else "default"
 
 
 async def serve(settings: Settings) -> int:
@@ -156,7 +183,7 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info("started: polling every %gs in %s%s", settings.poll_interval,
-             f"namespace {settings.namespace}" if settings.namespace else "all namespaces",
+             settings.describe_scope(),
              f"; leader election as {elector.identity} (lease {elector.namespace}/{elector.name})" if elector else "")
     tasks = [asyncio.create_task(controller.run(stop))]
     if elector:

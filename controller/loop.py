@@ -4,6 +4,10 @@
 2. lock ConfigMaps, by label;
 3. PVCRestores.
 
+Across all namespaces that is three LISTs; limited to a list of namespaces (``Settings.namespaces``) it is three per
+namespace, so the controller needs no cluster-wide permission. A namespace whose lists fail (say its Role is missing)
+is skipped for that poll and logged; the other namespaces carry on.
+
 Annotated PVCs become PVCRestores; stale locks are deleted; and every PVCRestore that is not Finished gets a
 reconcile task. Tasks run concurrently (bounded by ``workers``) and a poll never waits for them, so one slow restore
 never delays another; a restore whose previous task is still running is skipped until it ends.
@@ -29,6 +33,8 @@ from .settings import Settings
 from .triggers import Triggers, wants_restore
 
 log = logging.getLogger("pvc-restore.loop")
+#: Namespaces listed at the same time in one poll when the controller is limited to a list of namespaces.
+LIST_CONCURRENCY = 8
 
 
 class Controller:
@@ -43,6 +49,8 @@ class Controller:
         self.workers = asyncio.Semaphore(settings.workers)
         #: uid -> (consecutive API failures, monotonic time before which it is not retried)
         self.backoff: dict[str, tuple[int, float]] = {}
+        #: namespace -> the error that kept it out of the last poll (only when limited to several namespaces)
+        self.skipped: dict[str, str] = {}
 
     @property
     def active(self) -> bool:
@@ -65,11 +73,50 @@ class Controller:
         finally:
             metrics.POLL_DURATION.observe(time.monotonic() - started)
 
-    async def _poll(self) -> None:
-        ns = self.settings.namespace
+    async def _list_scope(self, ns: str | None) -> tuple[list[dict[str, Any]], ...]:
+        """The three lists of one namespace (``None``: all namespaces). Locks are listed before PVCRestores so that a
+        lock taken between the two is seen with its holder."""
         pvcs = await self.kube.list(k.PVCS, ns, metadata_only=True)
         lock_objs = await self.kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
         restores = await self.kube.list(k.PVC_RESTORES, ns)
+        return pvcs, lock_objs, restores
+
+    async def _list(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], bool]:
+        """PVCs, locks and PVCRestores of every watched namespace, and whether every namespace answered."""
+        scopes = self.settings.scopes
+        if len(scopes) == 1:
+            return (*await self._list_scope(scopes[0]), True)
+        gate = asyncio.Semaphore(LIST_CONCURRENCY)
+
+        async def one(ns: str) -> tuple[list[dict[str, Any]], ...]:
+            async with gate:
+                return await self._list_scope(ns)
+
+        results = await asyncio.gather(*(one(ns) for ns in scopes), return_exceptions=True)
+        pvcs: list[dict[str, Any]] = []
+        lock_objs: list[dict[str, Any]] = []
+        restores: list[dict[str, Any]] = []
+        errors = []
+        for ns, result in zip(scopes, results):
+            if isinstance(result, BaseException):
+                if not isinstance(result, k.KubeError):
+                    raise result
+                errors.append(result)
+                if self.skipped.get(ns) != str(result):  # once per namespace and error, not every poll
+                    log.warning("namespace %s is skipped until it can be listed: %s", ns, result)
+                self.skipped[ns] = str(result)
+                continue
+            if self.skipped.pop(ns, None) is not None:
+                log.info("namespace %s can be listed again", ns)
+            pvcs += result[0]
+            lock_objs += result[1]
+            restores += result[2]
+        if errors and len(errors) == len(scopes):
+            raise errors[0]
+        return pvcs, lock_objs, restores, not errors
+
+    async def _poll(self) -> None:
+        pvcs, lock_objs, restores, complete = await self._list()
 
         names = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in restores}
         for pvc in pvcs:
@@ -103,6 +150,8 @@ class Controller:
                 continue
             siblings = [m for m in models if m.namespace == model.namespace and m.spec.pvc == model.spec.pvc]
             self.tasks[model.uid] = asyncio.create_task(self._reconcile(obj, siblings), name=model.key)
+        if not complete:
+            return  # a namespace did not answer: its finished tasks and back-off are forgotten on a later poll
         live = {m.uid for m in models}
         for uid in [u for u, t in self.tasks.items() if t.done() and u not in live]:
             del self.tasks[uid]

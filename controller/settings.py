@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 
+from kubectl_pvc_restore.names import check_namespace
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     kubeconfig: str | None = None
     context: str | None = None
-    #: Only this namespace (None: all namespaces).
+    #: Convenience for one namespace: ``Settings(namespace="a")`` is ``Settings(namespaces=("a",))``. Only an input:
+    #: the controller reads ``namespaces``.
     namespace: str | None = None
+    #: Only these namespaces (empty: all namespaces). Limited, the controller lists per namespace and never needs
+    #: a cluster-wide permission (Roles in these namespaces are enough).
+    namespaces: tuple[str, ...] = ()
     #: Seconds between polls; phases that need no waiting run back to back within one poll.
     poll_interval: float = 5.0
     #: Seconds the Restore phase may wait for the mover before the restore fails.
@@ -42,3 +48,24 @@ class Settings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.namespaces, str):
+            raise TypeError("namespaces must be a sequence of namespace names, not a string")
+        wanted = tuple(self.namespaces or ())
+        if self.namespace:
+            if wanted and self.namespace not in wanted:
+                raise ValueError(f"namespace {self.namespace!r} is not one of namespaces {wanted!r}")
+            wanted = wanted or (self.namespace,)
+        # Each name is checked (it goes into API paths); duplicates are dropped, the order kept.
+        object.__setattr__(self, "namespaces", tuple(dict.fromkeys(check_namespace(n) for n in wanted)))
+
+    @property
+    def scopes(self) -> tuple[str | None, ...]:
+        """What each poll lists in: every watched namespace, or ``None`` once for all namespaces."""
+        return self.namespaces or (None,)
+
+    def describe_scope(self) -> str:
+        if not self.namespaces:
+            return "all namespaces"
+        return ("namespace " if len(self.namespaces) == 1 else "namespaces ") + ", ".join(self.namespaces)

@@ -34,3 +34,117 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- gt (int .Values.deployment.replicas) 1 -}}
 {{- end -}}
 {{- end -}}
+
+{{- /*
+The controller's RBAC rules: exactly the verbs it uses (see controller/ and kubectl_pvc_restore/plan.py, stops.py).
+The one copy, rendered into the ClusterRole (all namespaces) or into a Role per rbac.namespaces entry.
+*/ -}}
+{{- define "pvc-restore.rules" -}}
+# PVCRestores: list every poll; create from the annotation; finalizer (PATCH) writes; history pruning.
+- apiGroups: [pvc-restore.homelab-helper.benfiola.com]
+  resources: [pvcrestores]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [pvc-restore.homelab-helper.benfiola.com]
+  resources: [pvcrestores/status]
+  verbs: [update]
+# PVCs: metadata list every poll; read one; the annotation claim and clear.
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, list, patch]
+# Pods that mount the PVC (bare ones are deleted only when a restore allows it).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, get, delete]
+# Lock ConfigMaps (patch: the held workloads and guard switch written into the lock, controller/guard.py).
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, list, create, patch, delete]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+# Walking ownerReferences, and scaling through /scale.
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, replicasets]
+  verbs: [get]
+# DaemonSets: stopped by a nodeSelector, then given back their own.
+- apiGroups: [apps]
+  resources: [daemonsets]
+  verbs: [get, patch]
+- apiGroups: [apps]
+  resources: [deployments/scale, statefulsets/scale, replicasets/scale]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [replicationcontrollers]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [replicationcontrollers/scale]
+  verbs: [get, patch]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get]
+# CronJobs that mount the PVC: suspended, then resumed.
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [list, get, patch]
+{{ include "pvc-restore.gitopsRules" . }}
+# Autoscalers of the stopped workloads (absent CRDs are fine).
+- apiGroups: [keda.sh]
+  resources: [scaledobjects]
+  verbs: [list, get, patch]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [list]
+{{- range .Values.rbac.extraScaleTargets }}
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ .resource | quote }}]
+  verbs: [get]
+- apiGroups: [{{ .apiGroup | quote }}]
+  resources: [{{ printf "%s/scale" .resource | quote }}]
+  verbs: [get, patch]
+{{- end }}
+# volsync: find and pause the source; create, read and delete the destination.
+- apiGroups: [volsync.backube]
+  resources: [replicationsources]
+  verbs: [get, list, patch]
+- apiGroups: [volsync.backube]
+  resources: [replicationdestinations]
+  verbs: [get, create, delete]
+{{- end -}}
+
+{{- /*
+GitOps owners of the stopped workloads: suspended (Flux) or automated sync turned off (Argo CD), then put back. They
+may live outside the restore's namespace (flux-system, argocd), so with rbac.namespaces these rules are also granted
+in rbac.gitopsNamespaces. Absent CRDs are fine.
+*/ -}}
+{{- define "pvc-restore.gitopsRules" -}}
+# GitOps owners of the stopped workloads (absent CRDs are fine).
+- apiGroups: [kustomize.toolkit.fluxcd.io]
+  resources: [kustomizations]
+  verbs: [get, patch]
+- apiGroups: [helm.toolkit.fluxcd.io]
+  resources: [helmreleases]
+  verbs: [get, patch]
+- apiGroups: [argoproj.io]
+  resources: [applications]
+  verbs: [get, patch]
+{{- end -}}
+
+{{- /*
+The controller's namespaces, comma-separated for WATCH_NAMESPACE ("" = all). rbac.namespaces decides when set;
+config.watchNamespace may then only repeat it (in any order), otherwise the render fails.
+*/ -}}
+{{- define "pvc-restore.watchNamespace" -}}
+{{- $watch := list -}}
+{{- range splitList "," .Values.config.watchNamespace -}}
+{{- if trim . -}}{{- $watch = append $watch (trim .) -}}{{- end -}}
+{{- end -}}
+{{- if .Values.rbac.namespaces -}}
+{{- $granted := .Values.rbac.namespaces | uniq -}}
+{{- if and $watch (ne (join "," ($watch | uniq | sortAlpha)) (join "," ($granted | sortAlpha))) -}}
+{{- fail (printf "config.watchNamespace (%s) disagrees with rbac.namespaces (%s): with rbac.namespaces the controller watches exactly those namespaces; leave config.watchNamespace empty or set it to the same list" (join "," $watch) (join "," $granted)) -}}
+{{- end -}}
+{{- join "," $granted -}}
+{{- else -}}
+{{- join "," $watch -}}
+{{- end -}}
+{{- end -}}
