@@ -23,7 +23,7 @@ from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, PVCRestore,
                                        parse_time)
 from kubectl_pvc_restore.selector import Selector, SelectorError, check_restore_as_of
 
-from . import metrics, trusted
+from . import guard, metrics, trusted
 from .faults import crashpoint
 from .settings import Settings
 
@@ -281,6 +281,9 @@ async def scale_down(run: Run) -> Phase | None:
         for note in new_notes:
             await run.event("Autoscaler", note)
 
+    # The lock names what is held, and the admission guard (when installed) refuses scaling it up meanwhile.
+    await guard.hold(run.kube, ns, pvc, r.uid, status.pvc_owners, on=True)
+
     source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
     if source is None:
         raise Failed(f"ReplicationSource {status.replication_source} was deleted during the restore")
@@ -294,7 +297,16 @@ async def scale_down(run: Run) -> Phase | None:
         res = await run.kube.resource_for(owner.api_version, owner.kind)
         if res is None:
             raise Failed(f"{owner.kind} {owner.name} has no /scale subresource")
-        await run.kube.set_scale(res, owner.name, ns, 0)
+        try:
+            await run.kube.set_scale(res, owner.name, ns, 0)
+        except k.NotFound:
+            # Deleted meanwhile: nothing left to stop (its pods go with it) or to scale back; say so once.
+            note = f"{owner.ref} was deleted during the restore; it is not scaled back"
+            if note not in (status.notes or []):
+                status.notes = (status.notes or []) + [note]
+                await run.save()
+                await run.event("WorkloadDeleted", note, warning=True)
+            continue
         crashpoint(f"scaled-down:{owner.name}")
 
     remaining = await plan.pods_mounting(run.kube, ns, pvc)
@@ -360,6 +372,8 @@ async def safety_backup(run: Run) -> bool:
 async def restore(run: Run) -> Phase | None:
     status, ns, r = run.status, run.ns, run.r
     await check_pvc(run)
+    if not await guard_pvc(run):
+        return None
     if r.spec.safety_backup and not await safety_backup(run):
         return None
     if status.trigger is None or status.replication_destination is None:
@@ -409,6 +423,28 @@ async def restore(run: Run) -> Phase | None:
     return None
 
 
+async def guard_pvc(run: Run) -> bool:
+    """No pod but the mover may mount the PVC during Restore: stop recorded workloads scaled back up meanwhile (a
+    second writer), fail on anything unrecorded. True when the PVC is clear."""
+    status, ns, r = run.status, run.ns, run.r
+    pods = await guard.intruders(run.kube, ns, r.spec.pvc)
+    if not pods:
+        return True
+    owners, _ = trusted.split_owners(status.pvc_owners or [], ns, run.extra_scale_kinds)
+    recorded_stops, _ = trusted.split_stops(status.stopped or [], ns)
+    stopped, unknown = await guard.stop_again(run.kube, ns, pods, owners, recorded_stops, r.name)
+    if unknown:
+        raise Failed("pods that the restore did not stop mount the PVC during the restore: " + ", ".join(unknown))
+    names = ", ".join(sorted(p["metadata"]["name"] for p in pods))
+    if stopped:
+        message = (f"{', '.join(stopped)} was scaled up during the restore (a second writer beside the mover); "
+                   "scaled back to 0")
+        log.warning(message, extra=run.fields())
+        await run.event("SecondWriter", message, warning=True)
+    await run.wait(f"waiting for pod(s) that mount the PVC beside the mover to stop: {names}")
+    return False
+
+
 # -- Finalize -----------------------------------------------------------------------------------------------------
 
 async def finalize(run: Run) -> Phase | None:
@@ -425,6 +461,7 @@ async def finalize(run: Run) -> Phase | None:
             log.warning("Finalize: %s", note, extra=run.fields())
             await run.event("UntrustedStatus", note, warning=True)
     notes = []
+    await guard.hold(run.kube, ns, r.spec.pvc, r.uid, owners, on=False)  # let the workloads come back
     if status.replication_destination:
         # Deleting the destination stops volsync (its mover Job goes with it). With copyMethod Direct the mover pod
         # mounts the PVC: give it time to stop before the workloads come back, but never wait forever for it.
@@ -438,8 +475,7 @@ async def finalize(run: Run) -> Phase | None:
             notes.append(f"ReplicationDestination {status.replication_destination} does not belong to this restore: "
                          "left alone")
         movers = [p["metadata"]["name"] for p in await plan.pods_mounting(run.kube, ns, r.spec.pvc)
-                  if any(ref.get("kind") == "Job" and ref.get("name", "").startswith("volsync-dst-")
-                         for ref in p["metadata"].get("ownerReferences") or [])]
+                  if guard.is_mover_pod(p)]
         if movers and run.phase_age() < run.settings.scale_down_timeout:
             await run.wait(f"waiting for the volsync mover pod(s) to stop: {', '.join(sorted(movers))}")
             return None

@@ -12,6 +12,11 @@ PREFIX = "pvc-restore-lock-"
 #: Label selecting every lock ConfigMap (the controller lists locks with it: one LIST per poll).
 LOCK_LABEL = f"{GROUP}/lock"
 _MAX_NAME = 253
+#: Lock data the controller adds once it has recorded the workloads (before scaling them): ``held`` lists them as
+#: ``<resource>/<name>`` (space-separated) and ``guard`` is ``on`` while nothing but the mover may use the PVC; the
+#: chart's admission-guard policy refuses scaling a held workload up and pods that mount the PVC while it is on.
+HELD_KEY = "held"
+GUARD_KEY = "guard"
 
 
 def lock_name(pvc: str) -> str:

@@ -334,6 +334,14 @@ def manifest(name: str, namespace: str, spec: Spec, *, labels: dict[str, str] | 
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec.to_dict()}
 
 
+def requested_by(meta: dict[str, Any]) -> str:
+    """Who asked for the restore, as the API server recorded it (the chart's MutatingAdmissionPolicy), and how."""
+    annotations = meta.get("annotations") or {}
+    who = annotations.get(REQUESTED_BY_ANNOTATION) or "(not recorded: the API server has no requester policy)"
+    how = annotations.get(CREATED_BY_ANNOTATION)
+    return f"{who}, through {how}" if how else who
+
+
 def phase_times(events: list[dict[str, Any]]) -> dict[str, str]:
     """When the restore entered each phase, from the controller's Events on it (reason = phase name)."""
     entered: dict[str, str] = {}

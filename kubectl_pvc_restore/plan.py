@@ -56,7 +56,9 @@ async def plan_workloads(kube: k.Kube, namespace: str, pvc: str, pods: list[dict
             objects[key] = await _fetch(kube, namespace, key)
             if objects[key] is not None:
                 frontier.append({**objects[key], "apiVersion": key[0], "kind": key[1]})
-    graph = og.walk(pods, objects)
+    # Pods already terminating are waited for, not planned: their owner may be gone (deleted meanwhile) and they
+    # stop by themselves.
+    graph = og.walk([p for p in pods if not p["metadata"].get("deletionTimestamp")], objects)
     owners: list[Owner] = []
     stops: list[Stop] = []
     jobs: list[str] = []

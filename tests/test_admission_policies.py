@@ -139,6 +139,14 @@ def test_the_annotation_needs_the_right_to_create_restores(cluster, policies, co
     assert done["status"]["error"] is None, done["status"]
     assert done["metadata"]["annotations"][REQUESTED_BY] == "system:serviceaccount:" + cluster.ns + ":restorer"
     assert done["spec"] == {"pvc": sc.PVC, "previous": 1}
+    from click.testing import CliRunner
+
+    from kubectl_pvc_restore.cli import cli
+
+    shown = CliRunner().invoke(cli, ["describe", done["metadata"]["name"], "--kubeconfig", kubeconfig, "-n",
+                                     cluster.ns], prog_name="kubectl pvc-restore")
+    assert f"Requested by:  system:serviceaccount:{cluster.ns}:restorer, through annotation" in shown.output, \
+        shown.output
     pvc_annotations = cluster.kube.get(k.PVCS, sc.PVC, cluster.ns)["metadata"].get("annotations") or {}
     assert model.RESTORE_ANNOTATION not in pvc_annotations and REQUESTED_BY not in pvc_annotations
     sc.assert_cleaned_up(cluster, statefulset=0, deployment=2)

@@ -56,11 +56,15 @@ def test_a_pvc_deleted_during_the_restore_is_an_error_and_workloads_come_back(cl
     assert cluster.kube.list(k.REPLICATION_DESTINATIONS, cluster.ns) == []
 
 
-def test_a_pvc_replaced_during_the_restore_is_an_error(cluster, controller):
+def test_a_pvc_replaced_during_the_restore_is_an_error(cluster, controller_process):
+    import signal
+
     sc.setup(cluster, statefulset=0, deployment=2, delay=4.0)
-    controller()
+    proc = controller_process()
     create(cluster)
     sc.wait_phase(cluster, "r1", "Restore")
+    # Paused while the PVC is replaced, so that it sees the new one, never the gap (that is the deleted case).
+    proc.send_signal(signal.SIGSTOP)
     old = cluster.kube.get(k.PVCS, sc.PVC, cluster.ns)
     cluster.kube.delete(k.PVCS, sc.PVC, cluster.ns)
     wait_for(lambda: cluster.kube.get_or_none(k.PVCS, sc.PVC, cluster.ns) is None, message="the PVC gone")
@@ -68,8 +72,79 @@ def test_a_pvc_replaced_during_the_restore_is_an_error(cluster, controller):
                                        "metadata": {"name": sc.PVC, "namespace": cluster.ns},
                                        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
                                                 "resources": {"requests": {"storage": "1Gi"}}}}, cluster.ns)
+    proc.send_signal(signal.SIGCONT)
     done = sc.wait_finished(cluster, "r1")
     error = done["status"]["error"] or ""
     assert "deleted and created again" in error and old["metadata"]["uid"] in error \
         and new["metadata"]["uid"] in error, done["status"]
     assert cluster.replicas(k.DEPLOYMENTS, "web") == 2
+
+
+def test_an_annotation_changed_after_its_claim_becomes_one_more_restore(cluster, controller_process):
+    """The controller dies after creating the PVCRestore for "1" but before clearing the annotation; meanwhile the
+    user changes it to "2". The change is not dropped: "1" keeps its one restore, and "2" gets its own."""
+    from controller.triggers import CLAIM_ANNOTATION
+
+    sc.setup(cluster, statefulset=0, deployment=1)
+    sc.annotate(cluster, "1")
+    crashed = controller_process(crash_at="created-restore")
+    assert crashed.wait(timeout=90) == -9
+    sc.annotate(cluster, "2")
+    controller_process()
+    both = wait_for(lambda: (lambda rs: rs if len(rs) == 2 and all(
+        (r.get("status") or {}).get("phase") == "Finished" for r in rs) else None)(sc.restores(cluster)),
+        timeout=90, message="two finished restores")
+    assert sorted(r["spec"].get("previous") for r in both) == [1, 2]
+    assert all(r["status"]["error"] is None for r in both), [r["status"] for r in both]
+    annotations = cluster.kube.get(k.PVCS, sc.PVC, cluster.ns)["metadata"].get("annotations") or {}
+    assert model.RESTORE_ANNOTATION not in annotations and CLAIM_ANNOTATION not in annotations
+    sc.assert_cleaned_up(cluster, statefulset=0, deployment=1)
+
+
+def test_a_second_writer_during_the_mover_is_stopped_again(cluster, controller):
+    """Someone scales the stopped Deployment back up while the mover writes: its pods are stopped again before the
+    restore goes on, reported with a Warning Event, and the app still comes back at its recorded replicas."""
+    sc.setup(cluster, statefulset=0, deployment=2, delay=6.0)
+    controller()
+    create(cluster)
+    sc.wait_phase(cluster, "r1", "Restore")
+    cluster.kube.set_scale(k.DEPLOYMENTS, "web", cluster.ns, 3)
+    wait_for(lambda: [e for e in cluster.kube.list(k.EVENTS, cluster.ns) if e["reason"] == "SecondWriter"],
+             message="the SecondWriter warning")
+    wait_for(lambda: cluster.replicas(k.DEPLOYMENTS, "web") == 0, message="the second writer scaled back to 0")
+    done = sc.wait_finished(cluster, "r1")
+    assert done["status"]["error"] is None, done["status"]
+    sc.assert_cleaned_up(cluster, statefulset=0, deployment=2)
+
+
+def test_an_unrecorded_writer_during_the_mover_fails_the_restore(cluster, controller):
+    sc.setup(cluster, statefulset=0, deployment=2, delay=6.0)
+    controller()
+    create(cluster)
+    sc.wait_phase(cluster, "r1", "Restore")
+    cluster.deployment("intruder", replicas=1, pvc=sc.PVC)
+    done = sc.wait_finished(cluster, "r1")
+    assert "pods that the restore did not stop mount the PVC" in (done["status"]["error"] or ""), done["status"]
+    assert "Deployment intruder" in done["status"]["error"]
+    assert cluster.replicas(k.DEPLOYMENTS, "web") == 2
+
+
+def test_a_workload_deleted_during_scale_down_does_not_stall_the_restore(cluster, controller):
+    """A pod that will not terminate keeps the restore in ScaleDown; its Deployment is deleted meanwhile (so /scale
+    answers NotFound): the restore goes on, notes it, and brings the others back."""
+    sc.setup(cluster, statefulset=2, deployment=2)
+    stuck = next(p for p in cluster.pods(pvc=sc.PVC) if p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet")
+    cluster.kube.patch(k.PODS, stuck["metadata"]["name"], cluster.ns, {"metadata": {"finalizers": ["test/hold"]}})
+    controller()
+    create(cluster)
+    sc.wait_phase(cluster, "r1", "ScaleDown")
+    wait_for(lambda: cluster.replicas(k.DEPLOYMENTS, "web") == 0, message="web scaled to 0")
+    cluster.kube.delete(k.DEPLOYMENTS, "web", cluster.ns)
+    wait_for(lambda: cluster.kube.get_or_none(k.DEPLOYMENTS, "web", cluster.ns) is None, message="web deleted")
+    wait_for(lambda: "Deployment/web was deleted during the restore; it is not scaled back" in (
+        cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns)["status"].get("notes") or []),
+        message="the deletion noted")
+    cluster.kube.patch(k.PODS, stuck["metadata"]["name"], cluster.ns, {"metadata": {"finalizers": None}})
+    done = sc.wait_finished(cluster, "r1")
+    assert done["status"]["error"] is None, done["status"]
+    assert cluster.replicas(k.STATEFULSETS, "db") == 2

@@ -119,7 +119,7 @@ def test_bare_pod_fails_before_touching_any_workload(cluster, controller):
     template = cluster.pod_template("debug", sc.PVC)
     cluster.kube.create(k.PODS, {"apiVersion": "v1", "kind": "Pod", "spec": template["spec"],
                                  "metadata": {"name": "debug", "namespace": cluster.ns}}, cluster.ns)
-    cluster.wait_running(3, pvc=sc.PVC)
+    cluster.wait_running(4, pvc=sc.PVC)  # the Deployment's 3 and the bare pod (3 raced the bare pod's start)
     before = generations(cluster)
     controller()
     create(cluster)

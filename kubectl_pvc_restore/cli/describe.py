@@ -9,6 +9,7 @@ import click
 
 from .complete import complete_restores
 
+from ..model import requested_by
 from .common import KUBE_NAME, Client, age, command, dump, output_option, selector_text
 
 
@@ -48,6 +49,7 @@ async def command(client: Client, name: str, output: str | None) -> int:
         f"Namespace:     {ns}",
         f"PVC:           {spec.get('pvc')}",
         f"Selector:      {selector_text(spec)}",
+        f"Requested by:  {requested_by(meta)}",
         f"Phase:         {status.get('phase') or 'Pending'}",
         f"Message:       {status.get('message') or ''}",
         f"Error:         {status.get('error') or '<none>'}",

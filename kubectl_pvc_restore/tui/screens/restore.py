@@ -28,11 +28,11 @@ def render(obj: dict, events: list[dict], destination: dict | None) -> str:
         mark = "✔" if i < current or phase == "Finished" else ("▶" if i == current else "·")
         when = short_time(entered.get(name)) if name in entered else ""
         steps.append(f"  {mark} {name:<10} {when}")
-    from ...model import Spec
+    from ...model import Spec, requested_by
 
     lines = [f"[b]{esc(meta['namespace'])}/{esc(meta['name'])}[/b]  PVC [b]{esc(spec.get('pvc') or '')}[/b], "
              f"{Spec.from_dict(spec).describe_selector()} snapshot, created {age(meta.get('creationTimestamp'))} ago",
-             "", "[b]Progress[/b]", *steps]
+             f"requested by {esc(requested_by(meta))}", "", "[b]Progress[/b]", *steps]
     if status.get("message"):
         lines.append(f"  {esc(status['message'])}")
     if status.get("error"):
