@@ -64,8 +64,12 @@ The one copy, rendered into the ClusterRole (all namespaces) or into a Role per 
   verbs: [create]
 # Walking ownerReferences, and scaling through /scale.
 - apiGroups: [apps]
-  resources: [deployments, statefulsets, replicasets]
+  resources: [deployments, replicasets]
   verbs: [get]
+# StatefulSets: also their PVC retention policy (whenScaled: Delete -> Retain for the restore, then back).
+- apiGroups: [apps]
+  resources: [statefulsets]
+  verbs: [get, patch]
 # DaemonSets: stopped by a nodeSelector, then given back their own.
 - apiGroups: [apps]
   resources: [daemonsets]
