@@ -49,6 +49,8 @@ class Controller:
         self.workers = asyncio.Semaphore(settings.workers)
         #: uid -> (consecutive API failures, monotonic time before which it is not retried)
         self.backoff: dict[str, tuple[int, float]] = {}
+        #: uid -> monotonic time its last reconcile ended (a list asked for before that may be stale for it)
+        self.finished_at: dict[str, float] = {}
         #: namespace -> the error that kept it out of the last poll (only when limited to several namespaces)
         self.skipped: dict[str, str] = {}
 
@@ -116,6 +118,7 @@ class Controller:
         return pvcs, lock_objs, restores, not errors
 
     async def _poll(self) -> None:
+        listed_at = time.monotonic()
         pvcs, lock_objs, restores, complete = await self._list()
 
         names = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in restores}
@@ -146,6 +149,11 @@ class Controller:
             task = self.tasks.get(model.uid)
             if task is not None and not task.done():
                 continue
+            if self.finished_at.get(model.uid, float("-inf")) >= listed_at:
+                # Its last reconcile ended after this list was asked for: the listed copy may be older than what
+                # that reconcile wrote (e.g. still Restore after Finalize deleted the destination). Acting on it
+                # could undo that work; the next poll's list is at least as new as the last write.
+                continue
             if self.backoff.get(model.uid, (0, 0.0))[1] > moment:
                 continue
             siblings = [m for m in models if m.namespace == model.namespace and m.spec.pvc == model.spec.pvc]
@@ -156,6 +164,7 @@ class Controller:
         for uid in [u for u, t in self.tasks.items() if t.done() and u not in live]:
             del self.tasks[uid]
             self.backoff.pop(uid, None)
+            self.finished_at.pop(uid, None)
 
     async def _reconcile(self, obj: dict[str, Any], siblings: list[PVCRestore]) -> None:
         async with self.workers:
@@ -171,6 +180,8 @@ class Controller:
             except Exception:  # a bug must not stop the other restores
                 delay = self._back_off(run.r.uid)
                 log.exception("unexpected error (retrying in %.1fs)", delay, extra=run.fields())
+            finally:
+                self.finished_at[run.r.uid] = time.monotonic()
 
     def _back_off(self, uid: str) -> float:
         count = self.backoff.get(uid, (0, 0.0))[0] + 1

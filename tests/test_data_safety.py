@@ -148,3 +148,65 @@ def test_a_workload_deleted_during_scale_down_does_not_stall_the_restore(cluster
     done = sc.wait_finished(cluster, "r1")
     assert done["status"]["error"] is None, done["status"]
     assert cluster.replicas(k.STATEFULSETS, "db") == 2
+
+
+def test_a_stale_list_never_undoes_a_finished_reconcile(cluster, kube, portal, monkeypatch):
+    """The race, made deterministic: a poll lists the restore while it is in Restore, and the reconcile that takes
+    it to Finished (deleting the ReplicationDestination) ends right after that list. The stale copy must not act
+    (it would create a new ReplicationDestination: a mover writing while the app runs)."""
+    import asyncio
+
+    from controller import loop as loop_module
+    from controller import phases
+    from controller.loop import Controller
+    from controller.settings import Settings
+
+    sc.setup(cluster, statefulset=0, deployment=1, delay=0.5)
+    ctl = Controller(kube.kube, Settings(namespace=cluster.ns, poll_interval=0.2, restore_timeout=30.0,
+                                         scale_down_timeout=60.0, health_address="", metrics_address=""))
+
+    async def settle():
+        await asyncio.gather(*[t for t in ctl.tasks.values() if not t.done()], return_exceptions=True)
+
+    def poll():
+        portal.call(ctl.poll)
+        portal.call(settle)
+
+    create(cluster)
+
+    def mover_done():
+        status = cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns).get("status") or {}
+        rd = cluster.kube.get_or_none(k.REPLICATION_DESTINATIONS, status["replicationDestination"], cluster.ns) \
+            if status.get("replicationDestination") else None
+        if status.get("phase") == "Restore" and rd and (rd.get("status") or {}).get("lastManualSync"):
+            return True
+        poll()  # not there yet: one more step (a poll that sees the mover done goes on to Finished at once)
+        return False
+    wait_for(mover_done, message="the restore in Restore with its mover done")
+
+    gate = asyncio.Event()
+    real_reconcile, real_list = phases.reconcile, ctl._list
+
+    async def gated(run):
+        await gate.wait()
+        await real_reconcile(run)
+
+    monkeypatch.setattr(loop_module.phases, "reconcile", gated)
+    portal.call(ctl.poll)  # starts the reconcile that will finish the restore; it waits for the gate
+    [first] = [t for t in ctl.tasks.values() if not t.done()]
+
+    async def list_then_finish():
+        listed = await real_list()  # this list still shows the restore in Restore
+        gate.set()
+        await asyncio.gather(first, return_exceptions=True)  # ... and the reconcile ends after it
+        return listed
+
+    monkeypatch.setattr(ctl, "_list", list_then_finish)
+    poll()
+    monkeypatch.setattr(loop_module.phases, "reconcile", real_reconcile)
+    monkeypatch.setattr(ctl, "_list", real_list)
+    done = cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns)
+    assert done["status"]["phase"] == "Finished" and done["status"]["error"] is None, done["status"]
+    assert cluster.kube.list(k.REPLICATION_DESTINATIONS, cluster.ns) == [], "a stale copy created a destination"
+    poll()
+    sc.assert_cleaned_up(cluster, statefulset=0, deployment=1)
