@@ -45,6 +45,11 @@ log = logging.getLogger("pvc-restore")
 @click.option("--history-max-count", envvar="HISTORY_MAX_COUNT", type=click.IntRange(min=0), default=10,
               show_default=True, help="Keep at most this many Finished PVCRestores per PVC; 0 keeps all "
                                       "[env HISTORY_MAX_COUNT].")
+@click.option("--extra-scale-kind", "extra_scale_kinds", envvar="EXTRA_SCALE_KINDS", multiple=True,
+              metavar="GROUP/VERSION/KIND",
+              help="Also scale workloads of this kind (it must have /scale), e.g. argoproj.io/v1alpha1/Rollout; "
+                   "repeat or separate with commas. Deployments, StatefulSets, ReplicaSets and ReplicationControllers "
+                   "are always scaled; a restore never acts on a kind outside this set [env EXTRA_SCALE_KINDS].")
 @click.option("--argocd-namespace", envvar="ARGOCD_NAMESPACE", default="argocd", show_default=True,
               help="Namespace of Argo CD Applications, whose automated sync is turned off during a restore "
                    "[env ARGOCD_NAMESPACE].")
@@ -90,6 +95,7 @@ def main(ctx: click.Context, log_level: str, log_format: str, **options) -> None
                                            < options["lease_duration"]):
         raise click.UsageError("leader election needs --retry-period < --renew-deadline < --lease-duration")
     options["namespaces"] = watched_namespaces(ctx, options["namespaces"])
+    options["extra_scale_kinds"] = scale_kinds(ctx, options["extra_scale_kinds"])
     if options["leader_election_namespace"]:
         from kubectl_pvc_restore.names import InvalidName, check_namespace
         try:
@@ -121,6 +127,26 @@ def watched_namespaces(ctx: click.Context, values: tuple[str, ...]) -> tuple[str
             except InvalidName as exc:
                 raise click.BadParameter(str(exc), ctx=ctx, param_hint="--namespace / WATCH_NAMESPACE") from None
     return tuple(out)
+
+
+def scale_kinds(ctx: click.Context, values: tuple[str, ...]) -> frozenset[tuple[str, str]]:
+    """``argoproj.io/v1alpha1/Rollout`` -> {("argoproj.io/v1alpha1", "Rollout")}; each checked."""
+    import re
+
+    from kubectl_pvc_restore.kube import BadName, check_api_version
+
+    out = set()
+    for value in values:
+        for item in filter(None, (v.strip() for v in value.split(","))):
+            api_version, _, kind = item.rpartition("/")
+            try:
+                check_api_version(api_version)
+                if "/" not in api_version or not re.fullmatch(r"[A-Z][A-Za-z0-9]{0,62}", kind):
+                    raise BadName(f"{item!r} is not GROUP/VERSION/KIND (e.g. argoproj.io/v1alpha1/Rollout)")
+            except BadName as exc:
+                raise click.BadParameter(str(exc), ctx=ctx, param_hint="--extra-scale-kind") from None
+            out.add((api_version, kind))
+    return frozenset(out)
 
 
 def pod_namespace(settings: Settings) -> str:

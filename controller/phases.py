@@ -96,7 +96,7 @@ class Run:
 
     @property
     def extra_scale_kinds(self) -> frozenset[tuple[str, str]]:
-        return frozenset(getattr(self.settings, "extra_scale_kinds", ()) or ())
+        return self.settings.extra_scale_kinds
 
     def restore_limit(self) -> float:
         return parse_duration(self.r.spec.timeout) if self.r.spec.timeout else self.settings.restore_timeout

@@ -33,6 +33,8 @@ class Settings:
     history_max_count: int = 10
     #: Where Argo CD Applications live (for workloads tracked by Argo CD).
     argocd_namespace: str = "argocd"
+    #: Workload kinds scaled besides the built-in ones: {("argoproj.io/v1alpha1", "Rollout")}.
+    extra_scale_kinds: frozenset = frozenset()
     #: HTTP timeout of every API call (seconds).
     api_timeout: float = 15.0
     #: At most this many restores reconcile at the same time.
