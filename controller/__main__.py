@@ -18,6 +18,23 @@ from .settings import Settings
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 log = logging.getLogger("pvc-restore")
+LOG_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "warn": "warning", "error": "error"}
+
+
+class LogLevel(click.ParamType):
+    """debug, info, warning (or warn), error, in any case (LOG_LEVEL=DEBUG is common) -> the lowercase name."""
+
+    name = "level"
+
+    def get_metavar(self, *args, **kwargs) -> str:  # click 8.1 passes (param), 8.2+ (param, ctx)
+        return "[debug|info|warning|error]"
+
+    def convert(self, value, param, ctx):
+        level = LOG_LEVELS.get(str(value).strip().lower())
+        if level is None:
+            self.fail(f"{value!r} is not a log level; use one of debug, info, warning (or warn), error "
+                      "(in any case)", param, ctx)
+        return level
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -75,8 +92,8 @@ log = logging.getLogger("pvc-restore")
               help="The leader steps down when it cannot renew within this [env RENEW_DEADLINE].")
 @click.option("--retry-period", envvar="RETRY_PERIOD", type=Duration(0.1), default="2s", show_default=True,
               help="Time between lease acquire/renew attempts [env RETRY_PERIOD].")
-@click.option("--log-level", envvar="LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="info", show_default=True, help="[env LOG_LEVEL]")
+@click.option("--log-level", envvar="LOG_LEVEL", type=LogLevel(), default="info", show_default=True,
+              help="Any case; warn = warning [env LOG_LEVEL].")
 @click.option("--log-format", envvar="LOG_FORMAT", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="[env LOG_FORMAT]")
 @click.pass_context

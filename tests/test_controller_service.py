@@ -4,9 +4,13 @@ variables, /healthz, /readyz, /metrics, JSON logs, leader election across replic
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +19,8 @@ from kubectl_pvc_restore import model
 from tests import scenario as sc
 from tests.conftest import free_port
 from tests.helpers import wait_for
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def get(url: str) -> tuple[int, str]:
@@ -89,6 +95,38 @@ def test_bad_flags_exit_2_with_a_message(controller_process, args, message):
     proc = controller_process(args=args)
     assert proc.wait(timeout=30) == 2
     assert message in proc.log_path.read_text()
+
+
+@pytest.mark.parametrize("level,shown", [("DEBUG", "DEBUG"), ("warn", None), ("Warning", None), ("info", None),
+                                         ("ERROR", None)])
+def test_log_level_any_case_and_warn_are_accepted(tmp_path, level, shown):
+    """No control plane: a kubeconfig that does not exist gets past option parsing and fails on credentials (exit 1),
+    which shows the level was accepted (a refused option exits 2 before anything runs)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    env.update(LOG_LEVEL=level, KUBECONFIG=str(tmp_path / "missing.kubeconfig"), HOME=str(tmp_path),
+               HEALTH_ADDRESS="", METRICS_ADDRESS="")
+    proc = subprocess.run([sys.executable, "-m", "controller"], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=str(REPO))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "cannot load Kubernetes credentials" in output, output
+    assert "Invalid value" not in output
+    if shown:
+        assert f" {shown} " in output, output  # the level took effect: debug lines are logged
+
+
+@pytest.mark.parametrize("via", ["environment", "flag"])
+def test_unknown_log_level_exits_2_listing_the_accepted_ones(tmp_path, via):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    env.update(KUBECONFIG=str(tmp_path / "missing.kubeconfig"), HOME=str(tmp_path))
+    args = ["--log-level", "verbose"] if via == "flag" else []
+    if via == "environment":
+        env["LOG_LEVEL"] = "verbose"
+    proc = subprocess.run([sys.executable, "-m", "controller", *args], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=str(REPO))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert ("'verbose' is not a log level; use one of debug, info, warning (or warn), error (in any case)"
+            in proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def leader_of(cluster, lease_ns):
