@@ -167,3 +167,67 @@ def test_names_cannot_leave_their_api_path(cluster, kube):
         with pytest.raises(k.BadName):
             call()
     assert cluster.kube.get(k.CONFIGMAPS, "x", cluster.ns)["metadata"]["uid"] == cm["metadata"]["uid"]
+
+
+def test_scaled_kinds_come_from_a_known_set(cluster, controller, kube):
+    """A workload kind with /scale that is not a built-in one is scaled only when the controller is told to
+    (--extra-scale-kind); otherwise the restore fails before touching anything."""
+    import uuid
+
+    from tests.helpers import wait_for
+
+    group = f"w{uuid.uuid4().hex[:8]}.example.com"
+    crds = k.Resource("apiextensions.k8s.io/v1", "CustomResourceDefinition", "customresourcedefinitions",
+                      namespaced=False)
+    kube.create(crds, {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {"group": group, "scope": "Namespaced",
+                 "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": True, "storage": True,
+                               "subresources": {"scale": {"specReplicasPath": ".spec.replicas",
+                                                          "statusReplicasPath": ".status.replicas"}},
+                               "schema": {"openAPIV3Schema": {"type": "object",
+                                                              "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    try:
+        widgets = k.Resource(f"{group}/v1", "Widget", "widgets")
+        wait_for(lambda: _served(kube, widgets, cluster.ns), message="the Widget CRD served")
+        sc.setup(cluster, statefulset=0, deployment=0)
+        widget = cluster.kube.create(widgets, {"apiVersion": f"{group}/v1", "kind": "Widget",
+                                               "metadata": {"name": "w", "namespace": cluster.ns},
+                                               "spec": {"replicas": 2}}, cluster.ns)
+        template = cluster.pod_template("w", sc.PVC)
+        cluster.kube.create(k.PODS, {"apiVersion": "v1", "kind": "Pod", "spec": template["spec"], "metadata": {
+            "name": "w-0", "namespace": cluster.ns, "ownerReferences": [{
+                "apiVersion": f"{group}/v1", "kind": "Widget", "name": "w", "uid": widget["metadata"]["uid"],
+                "controller": True}]}}, cluster.ns)
+        cluster.wait_running(1, pvc=sc.PVC)
+
+        ctl = controller()
+        create(cluster, "r1")
+        failed = sc.wait_finished(cluster, "r1")
+        assert "Widget w mounts the PVC but is not a kind this controller scales" in failed["status"]["error"]
+        assert f"--extra-scale-kind {group}/v1/Widget" in failed["status"]["error"]
+        assert cluster.kube.get(widgets, "w", cluster.ns)["spec"]["replicas"] == 2
+
+        import dataclasses
+
+        ctl.settings = dataclasses.replace(ctl.settings, extra_scale_kinds=frozenset({(f"{group}/v1", "Widget")}))
+        create(cluster, "r2")
+        # The widget has no controller of its own here: play it, and remove its pod once it is scaled to 0.
+        wait_for(lambda: cluster.kube.get(widgets, "w", cluster.ns)["spec"]["replicas"] == 0,
+                 message="the Widget scaled to 0")
+        cluster.kube.delete(k.PODS, "w-0", cluster.ns)
+        done = sc.wait_finished(cluster, "r2")
+        assert done["status"]["error"] is None, done["status"]
+        assert cluster.kube.get(widgets, "w", cluster.ns)["spec"]["replicas"] == 2
+    finally:
+        kube.delete(crds, f"widgets.{group}")
+
+
+def _served(kube, res, namespace):
+    try:
+        kube.list(res, namespace)
+        return True
+    except k.KubeError:
+        return False
