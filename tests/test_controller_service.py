@@ -61,7 +61,8 @@ def test_health_metrics_and_json_logs(cluster, controller_process, kubeconfig, v
     assert "pvc_restore_poll_duration_seconds" in before
     cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
     done = sc.wait_finished(cluster, "r1")
-    record = cluster.simulator_record(done["status"]["replicationDestination"])
+    record = wait_for(lambda: cluster.simulator_record(done["status"]["replicationDestination"]),
+                      message="the simulator's record (written after the destination's status)")
     assert record["cacheStorageClassName"] == "fast-local"
     lease = cluster.kube.get(k.LEASES, "pvc-restore-controller", cluster.ns)
     assert lease["spec"]["holderIdentity"]

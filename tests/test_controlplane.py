@@ -118,7 +118,10 @@ def test_mover_simulator_selects_snapshots_like_restic(cluster, restic, expected
         assert f"Selected restic snapshot with id: {expected}" in status["latestMoverStatus"]["logs"]
     else:
         assert "No eligible snapshots found" in status["latestMoverStatus"]["logs"]
-    assert cluster.simulator_record("rd")["snapshot"] == expected
+    # The simulator sets the destination's status first and writes its record after: wait for the record too.
+    record = wait_for(lambda: (lambda r: r if r and r["trigger"] == "t1" else None)(cluster.simulator_record("rd")),
+                      timeout=30, message="the simulator's record of rd")
+    assert record["snapshot"] == expected
 
 
 def test_mover_simulator_fails_and_hangs_on_demand(cluster):
