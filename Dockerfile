@@ -14,6 +14,8 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # -- runtime: only the installed wheels, as a non-root user ---------------------------------------------------------
 FROM python:${PYTHON_VERSION}-slim
+# The package version to install, without a "v" (the release workflow passes its tag v0.1.0 as 0.1.0 and tags the
+# image :0.1.0, the chart's appVersion, which is the image the chart pulls by default).
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="pvc-restore" \
       org.opencontainers.image.description="Controller that restores Kubernetes PVCs from volsync backups" \

@@ -63,6 +63,86 @@ def test_chart_lints_renders_and_validates_values(control_plane):
         assert proc.returncode != 0 and "values don't meet the specifications of the schema" in proc.stderr, bad
 
 
+WORKFLOW = REPO / ".github" / "workflows" / "release.yaml"
+
+
+def expand(text: str, context: dict[str, str]) -> str:
+    """GitHub Actions' ``${{ name }}`` substitution (a name missing from ``context`` fails the test)."""
+    return re.sub(r"\$\{\{\s*([^}]+?)\s*\}\}", lambda m: context[m[1]], text)
+
+
+def run_job(job: dict, context: dict[str, str], env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The job's ``run`` steps as the runner runs them (bash -e -o pipefail, in the checkout, with GITHUB_OUTPUT);
+    returns the job's outputs. Action steps are skipped: the only ones such a job may use is the checkout."""
+    steps: dict[str, str] = {}
+    for i, step in enumerate(job["steps"]):
+        if "uses" in step:
+            assert step["uses"].startswith("actions/checkout@"), step
+            continue
+        output = tmp_path / f"output-{i}"
+        output.write_text("")
+        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", expand(step["run"], context)],
+                              cwd=REPO, env={**os.environ, **env, "GITHUB_OUTPUT": str(output)}, capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, step.get("name"), proc.stdout, proc.stderr)
+        for line in output.read_text().splitlines():
+            key, _, value = line.partition("=")
+            steps[f"steps.{step.get('id')}.outputs.{key}"] = value
+    return {name: expand(value, steps) for name, value in (job.get("outputs") or {}).items()}
+
+
+def test_default_image_is_the_one_the_release_workflow_pushes(tmp_path):
+    """A default install pulls exactly the image the release of the chart's appVersion pushes (the workflow once
+    pushed :v0.1.0 while the chart pulled :0.1.0), and the image installs the package of that version."""
+    from devtools.controlplane import build
+
+    helm = build() / "bin" / "helm"
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    trigger = workflow.get("on", workflow.get(True))  # YAML 1.1 reads the key `on` as true
+    assert trigger["push"]["tags"] == ["v*"]
+    tag = f"v{chart['appVersion']}"  # the release of this chart's appVersion
+    owner = chart["home"].removeprefix("https://github.com/").split("/")[0]
+    context = {"github.ref_name": tag, "github.repository_owner": owner}
+    env = {"GITHUB_REF_NAME": tag, "GITHUB_REPOSITORY_OWNER": owner}
+    jobs = workflow["jobs"]
+    [(name, job)] = [(n, j) for n, j in jobs.items()
+                     if any(s.get("uses", "").startswith("docker/build-push-action@") for s in j["steps"])]
+    needs = job.get("needs") or []
+    for need in [needs] if isinstance(needs, str) else needs:
+        for output, value in run_job(jobs[need], context, env, tmp_path).items():
+            context[f"needs.{need}.outputs.{output}"] = value
+    step = next(s for s in job["steps"] if s.get("uses", "").startswith("docker/build-push-action@"))
+    assert step["with"]["push"] is True
+    pushed = [expand(t.strip(), context) for t in re.split(r"[,\n]", step["with"]["tags"]) if t.strip()]
+    build_args = dict(line.strip().split("=", 1) for line in expand(step["with"]["build-args"], context).splitlines()
+                      if line.strip())
+
+    def image(*args: str) -> str:
+        docs = yaml.safe_load_all(run([helm, "template", "pr", CHART, *args]))
+        [deployment] = [d for d in docs if d and d["kind"] == "Deployment"]
+        return deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    assert image() in pushed, f"the chart pulls {image()}; the release of {tag} pushes {pushed}"
+    # The image's VERSION build argument is the package version the Dockerfile installs (pvc-restore==VERSION).
+    from kubectl_pvc_restore import __version__
+    assert build_args["VERSION"] == __version__ == chart["appVersion"]
+    # deployment.image.tag still overrides the default.
+    assert image("--set", "deployment.image.tag=v9-custom").endswith(":v9-custom")
+    # A tag that is not v + the chart's appVersion publishes nothing: the jobs that publish need the version check.
+    for publisher in (name, "chart", "pypi"):
+        publisher_needs = jobs[publisher].get("needs") or []
+        assert set(needs) <= set([publisher_needs] if isinstance(publisher_needs, str) else publisher_needs)
+    for bad in ("v9.9.9", chart["appVersion"]):
+        try:
+            run_job(jobs[needs[0]], {**context, "github.ref_name": bad}, {**env, "GITHUB_REF_NAME": bad}, tmp_path)
+        except subprocess.CalledProcessError as exc:
+            assert "appVersion" in exc.stdout, exc.stdout
+        else:
+            raise AssertionError(f"the release of tag {bad} would publish")
+
+
 def sa_kubeconfig(cluster, admin_kubeconfig: str, namespace: str, sa: str, path: Path) -> Path:
     token = cluster.kube.request("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{sa}/token",
                                  what="token", body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
