@@ -46,8 +46,13 @@ class LogLevel(click.ParamType):
                    "needs only Roles in them [env WATCH_NAMESPACE, e.g. \"a,b\"; all namespaces when empty].")
 @click.option("--poll-interval", envvar="POLL_INTERVAL", type=Duration(0.05), default="5s", show_default=True,
               help="Time between polls [env POLL_INTERVAL].")
-@click.option("--restore-timeout", envvar="RESTORE_TIMEOUT", type=Duration(1), default="5m", show_default=True,
-              help="How long the Restore phase waits for the volsync mover before failing [env RESTORE_TIMEOUT].")
+@click.option("--restore-timeout", envvar="RESTORE_TIMEOUT", type=Duration(1), default="24h", show_default=True,
+              help="How long the volsync mover may restore, from when it started, before the restore fails (a "
+                   "PVCRestore's spec.timeout overrides it) [env RESTORE_TIMEOUT].")
+@click.option("--mover-start-timeout", envvar="MOVER_START_TIMEOUT", type=Duration(1), default="10m",
+              show_default=True,
+              help="How long the Restore phase waits for the volsync mover to start (nothing is written before it "
+                   "does) before the restore fails [env MOVER_START_TIMEOUT].")
 @click.option("--scale-down-timeout", envvar="SCALE_DOWN_TIMEOUT", type=Duration(1), default="5m",
               show_default=True,
               help="How long ScaleDown waits for the pods that mount the PVC to stop [env SCALE_DOWN_TIMEOUT].")
@@ -74,6 +79,10 @@ class LogLevel(click.ParamType):
               help="HTTP timeout of each Kubernetes API call [env API_TIMEOUT].")
 @click.option("--workers", envvar="WORKERS", type=click.IntRange(min=1), default=16, show_default=True,
               help="Restores reconciled concurrently [env WORKERS].")
+@click.option("--finalize-blocked-event-interval", envvar="FINALIZE_BLOCKED_EVENT_INTERVAL", type=Duration(0.1),
+              default="1m", show_default=True,
+              help="At most one FinalizeBlocked Warning Event per restore this often, while the API server refuses "
+                   "its Finalize (401/403: workloads stay scaled down) [env FINALIZE_BLOCKED_EVENT_INTERVAL].")
 @click.option("--health-address", envvar="HEALTH_ADDRESS", default=":8081", show_default=True,
               help="host:port for /healthz and /readyz; empty disables [env HEALTH_ADDRESS].")
 @click.option("--metrics-address", envvar="METRICS_ADDRESS", default=":8080", show_default=True,

@@ -15,7 +15,7 @@ def expired(restores: list[PVCRestore], *, max_age: float, max_count: int) -> li
     seconds (by completion time). 0 disables a limit."""
     groups: dict[tuple[str, str], list[PVCRestore]] = {}
     for r in restores:
-        if r.finished and not r.deletion_timestamp:
+        if r.finished and not r.deletion_timestamp and not r.holding:  # a holding restore is a live record
             groups.setdefault((r.namespace, r.spec.pvc), []).append(r)
     moment = now()
     out = []

@@ -19,11 +19,11 @@ from typing import Any, Awaitable, Callable
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, plan, stops, volsync
 from kubectl_pvc_restore.durations import parse_duration
-from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, PVCRestore, Phase, Status, format_time, now,
-                                       parse_time)
+from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, SCALE_BACK_ANNOTATION, PVCRestore, Phase, Status,
+                                       format_time, now, parse_time)
 from kubectl_pvc_restore.selector import Selector, SelectorError, check_restore_as_of
 
-from . import guard, metrics, trusted
+from . import guard, holding, metrics, trusted
 from .faults import crashpoint
 from .settings import Settings
 
@@ -31,7 +31,12 @@ log = logging.getLogger("pvc-restore.phases")
 
 
 class Failed(Exception):
-    """The restore cannot succeed; the message is for the user (it becomes status.error)."""
+    """The restore cannot succeed; the message is for the user (it becomes status.error). ``untouched``: the mover
+    certainly wrote nothing (e.g. it never started, or found no snapshot), whatever the phase."""
+
+    def __init__(self, message: str, *, untouched: bool = False) -> None:
+        super().__init__(message)
+        self.untouched = untouched
 
 
 class Run:
@@ -98,6 +103,9 @@ class Run:
     def extra_scale_kinds(self) -> frozenset[tuple[str, str]]:
         return self.settings.extra_scale_kinds
 
+    def mover_start_limit(self) -> float:
+        return self.settings.mover_start_timeout
+
     def restore_limit(self) -> float:
         return parse_duration(self.r.spec.timeout) if self.r.spec.timeout else self.settings.restore_timeout
 
@@ -134,8 +142,14 @@ async def enter(run: Run, phase: Phase, message: str) -> None:
     status.message = message
     if phase == Phase.FINISHED:
         status.completion_time = status.phase_start_time
+        if status.data_incomplete:
+            kept = holding.keeps_stopped(run.r)
+            holding.set_condition(status, (
+                "the restore ended after the mover started writing: the PVC holds partial data; "
+                + ("the workloads are kept stopped and the source paused. Next: " + holding.next_steps(run.r)
+                   if kept else "the workloads were scaled back onto it (partialData: ScaleBack)")))
         if status.error:
-            _ready_condition(status, "Failed", status.error, "False")
+            _ready_condition(status, "DataIncomplete" if status.data_incomplete else "Failed", status.error, "False")
         else:
             _ready_condition(status, "Succeeded", message, "True")
     else:
@@ -149,11 +163,16 @@ async def enter(run: Run, phase: Phase, message: str) -> None:
     await run.event("Failed" if failed else phase.value, status.error if failed else message, warning=failed)
 
 
-async def fail(run: Run, error: str) -> None:
+async def fail(run: Run, error: str, *, untouched: bool = False) -> None:
     log.warning("failed: %s", error, extra=run.fields())
     await run.event("RestoreFailed", error, warning=True)
     run.status.error = error
-    await enter(run, Phase.FINALIZE, "cleaning up after an error: scaling workloads back")
+    if run.r.phase == Phase.RESTORE and not untouched and await holding.mover_may_have_written(run):
+        run.status.data_incomplete = True  # recorded with the move to Finalize, before anything is put back
+    message = ("cleaning up after an error: the mover may have written part of the data"
+               + ("; keeping the workloads stopped" if holding.keeps_stopped(run.r) else "; scaling workloads back")
+               if run.status.data_incomplete else "cleaning up after an error: scaling workloads back")
+    await enter(run, Phase.FINALIZE, message)
 
 
 # -- Initialize ---------------------------------------------------------------------------------------------------
@@ -211,6 +230,15 @@ async def initialize(run: Run) -> Phase | None:
         if existing is None:
             return None  # released just now: try again next poll
         holder, holder_uid = locks.holder_of(existing)
+        held_by = next((s for s in run.siblings if s.uid == holder_uid and s.holding), None)
+        if holder_uid != r.uid and held_by is not None:
+            # A restore that ended on partial data holds the PVC for the next one: this one takes it over (and, in
+            # ScaleDown, its record of what to put back).
+            try:
+                await run.kube.delete(k.CONFIGMAPS, lock["metadata"]["name"], run.ns, uid=existing["metadata"]["uid"])
+            except k.Conflict:
+                pass
+            return None
         if holder_uid != r.uid:
             await run.wait(f"PVC {r.spec.pvc} is locked by PVCRestore {holder or '(unknown)'} "
                            f"(ConfigMap {lock['metadata']['name']})", lock_holder=holder or None)
@@ -241,6 +269,7 @@ async def check_pvc(run: Run) -> None:
 async def scale_down(run: Run) -> Phase | None:
     status, ns, pvc, r = run.status, run.ns, run.r.spec.pvc, run.r
     await check_pvc(run)
+    await holding.inherit(run)  # after a restore that ended on partial data: its held workloads are ours now
     if status.replication_source is None:
         try:
             source = await plan.find_source(run.kube, ns, pvc)
@@ -248,7 +277,8 @@ async def scale_down(run: Run) -> Phase | None:
         except (plan.SourceError, volsync.VolsyncError) as exc:
             raise Failed(str(exc)) from None
         status.replication_source = source["metadata"]["name"]
-        status.replication_source_paused = bool((source.get("spec") or {}).get("paused", False))
+        if status.replication_source_paused is None:  # inherited: the value from before the held restore
+            status.replication_source_paused = bool((source.get("spec") or {}).get("paused", False))
         await run.save()  # intent: which source, and its paused value to put back
 
     workloads = await plan.plan_workloads(run.kube, ns, pvc, spec=run.r.spec,
@@ -408,18 +438,30 @@ async def restore(run: Run) -> Phase | None:
         raise Failed(f"ReplicationDestination {destination['metadata']['name']} already exists and does not "
                      "belong to this restore")
 
+    started = volsync.sync_started(destination)
+    if started and not status.mover_started:
+        status.mover_started = started
+        await run.save()  # from here on the PVC may hold partial data until the mover finishes
     result = volsync.outcome(destination, status.trigger)
     if result.done:
         status.restored_snapshot = result.snapshot
         if result.error:
-            raise Failed(result.error)
+            raise Failed(result.error, untouched=result.untouched)
         await check_pvc(run)  # the mover wrote into the volume the restore started on, not a replacement
         return Phase.FINALIZE
-    limit = run.restore_limit()
-    if run.phase_age() > limit:
-        raise Failed(f"timed out after {limit:g}s waiting for the volsync mover "
-                     f"(ReplicationDestination {status.replication_destination})")
-    await run.wait(f"waiting for the volsync mover (ReplicationDestination {status.replication_destination})")
+    name = status.replication_destination
+    if not status.mover_started:
+        waited = (now() - (parse_time(destination["metadata"].get("creationTimestamp")) or now())).total_seconds()
+        if waited > run.mover_start_limit():
+            raise Failed(f"the volsync mover did not start within {run.mover_start_limit():g}s (ReplicationDestination "
+                         f"{name}); nothing was written to the PVC", untouched=True)
+        await run.wait(f"waiting for the volsync mover to start (ReplicationDestination {name})")
+        return None
+    copying = (now() - (parse_time(status.mover_started) or now())).total_seconds()
+    if copying > run.restore_limit():
+        raise Failed(f"timed out after {run.restore_limit():g}s of restoring: the volsync mover "
+                     f"(ReplicationDestination {name}) started at {status.mover_started} and has not finished")
+    await run.wait(f"the volsync mover is restoring since {status.mover_started} (ReplicationDestination {name})")
     return None
 
 
@@ -448,8 +490,9 @@ async def guard_pvc(run: Run) -> bool:
 # -- Finalize -----------------------------------------------------------------------------------------------------
 
 async def finalize(run: Run) -> Phase | None:
-    """Undo everything, in an order that is safe to repeat; transient API errors retry on the next poll, so a
-    restore never reaches Finished with a workload left scaled down."""
+    """Stop the mover, then undo everything, in an order that is safe to repeat; transient API errors retry on the
+    next poll, so a restore never reaches Finished with a workload left scaled down - except on purpose, when the
+    mover may have left partial data (``holding``)."""
     status, ns, r = run.status, run.ns, run.r
     owners, notes = trusted.split_owners(status.pvc_owners or [], ns, run.extra_scale_kinds)
     stopped, stop_notes = trusted.split_stops(status.stopped or [], ns)
@@ -461,7 +504,7 @@ async def finalize(run: Run) -> Phase | None:
             log.warning("Finalize: %s", note, extra=run.fields())
             await run.event("UntrustedStatus", note, warning=True)
     notes = []
-    await guard.hold(run.kube, ns, r.spec.pvc, r.uid, owners, on=False)  # let the workloads come back
+    keep = holding.keeps_stopped(r)
     if status.replication_destination:
         # Deleting the destination stops volsync (its mover Job goes with it). With copyMethod Direct the mover pod
         # mounts the PVC: give it time to stop before the workloads come back, but never wait forever for it.
@@ -479,6 +522,25 @@ async def finalize(run: Run) -> Phase | None:
         if movers and run.phase_age() < run.settings.scale_down_timeout:
             await run.wait(f"waiting for the volsync mover pod(s) to stop: {', '.join(sorted(movers))}")
             return None
+    if keep:
+        # Partial data: everything stays stopped, the source paused (a backup now would save partial data) and the
+        # PVC locked with the guard on; only the source's own trigger is put back (it stays paused).
+        notes += await put_back_source(run, keep_paused=True)
+        status.message = "the PVC holds partial data; the workloads are kept stopped. Next: " + holding.next_steps(r)
+        await run.event("DataIncomplete", status.message, warning=True)
+        return Phase.FINISHED
+    notes += await put_back(run, owners, stopped)
+    if notes:
+        status.message = "; ".join(notes)
+    return Phase.FINISHED
+
+
+async def put_back(run: Run, owners: list, stopped: list) -> list[str]:
+    """Everything back as recorded: the guard off, the workloads at their replicas, every stop undone, the source as
+    it was, the lock released. Returns notes on what no longer exists."""
+    status, ns, r = run.status, run.ns, run.r
+    notes: list[str] = []
+    await guard.hold(run.kube, ns, r.spec.pvc, r.uid, owners, on=False)  # let the workloads come back
     for owner in owners:
         res = await run.kube.resource_for(owner.api_version, owner.kind)
         try:
@@ -494,31 +556,38 @@ async def finalize(run: Run) -> Phase | None:
         if not await stops.undo(run.kube, stop):
             notes.append(f"{stop.kind} {stop.name} no longer exists")
         crashpoint(f"unstopped:{stop.name}")
-    if status.replication_source and status.replication_source_paused is not None:
-        source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
-        if source is None:
-            notes.append(f"ReplicationSource {status.replication_source} no longer exists")
-        elif (source.get("spec") or {}).get("sourcePVC") != r.spec.pvc:
-            notes.append(f"ReplicationSource {status.replication_source} does not back up PVC {r.spec.pvc}: left alone")
-        else:
-            spec = source.get("spec") or {}
-            patch: dict[str, Any] = {}
-            original = _original_trigger(status.safety_backup)
-            if status.safety_backup and original is None:
-                notes.append("status.safetyBackup.originalTrigger is not a recorded trigger: the source's trigger was "
-                             "left as it is")
-            elif status.safety_backup:
-                if (spec.get("trigger") or {}) != original:
-                    patch["trigger"] = {**{key: None for key in spec.get("trigger") or {}}, **original}
-            if bool(spec.get("paused", False)) != status.replication_source_paused:
-                patch["paused"] = status.replication_source_paused
-            if patch:
-                await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, {
-                    "metadata": {"resourceVersion": source["metadata"]["resourceVersion"]}, "spec": patch})
+    notes += await put_back_source(run, keep_paused=False)
     await release_lock(run)
-    if notes:
-        status.message = "; ".join(notes)
-    return Phase.FINISHED
+    return notes
+
+
+async def put_back_source(run: Run, *, keep_paused: bool) -> list[str]:
+    """The ReplicationSource's own trigger (after a safety backup) and, unless ``keep_paused``, its paused value."""
+    status, ns, r = run.status, run.ns, run.r
+    notes: list[str] = []
+    if not (status.replication_source and status.replication_source_paused is not None):
+        return notes
+    source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
+    if source is None:
+        return [f"ReplicationSource {status.replication_source} no longer exists"]
+    if (source.get("spec") or {}).get("sourcePVC") != r.spec.pvc:
+        return [f"ReplicationSource {status.replication_source} does not back up PVC {r.spec.pvc}: left alone"]
+    spec = source.get("spec") or {}
+    patch: dict[str, Any] = {}
+    original = _original_trigger(status.safety_backup)
+    if status.safety_backup and original is None:
+        notes.append("status.safetyBackup.originalTrigger is not a recorded trigger: the source's trigger was "
+                     "left as it is")
+    elif status.safety_backup:
+        if (spec.get("trigger") or {}) != original:
+            patch["trigger"] = {**{key: None for key in spec.get("trigger") or {}}, **original}
+    paused = True if keep_paused else status.replication_source_paused
+    if bool(spec.get("paused", False)) != paused:
+        patch["paused"] = paused
+    if patch:
+        await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, {
+            "metadata": {"resourceVersion": source["metadata"]["resourceVersion"]}, "spec": patch})
+    return notes
 
 
 def _original_trigger(backup: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -566,6 +635,12 @@ async def reconcile(run: Run) -> None:
     for _ in range(len(PHASES) + 2):
         phase = run.r.phase
         if phase == Phase.FINISHED:
+            if run.r.holding:
+                # Holding the PVC after partial data: it keeps its finalizer (so deleting it, e.g. `cancel`, leaves it
+                # Terminating, still holding) until scale-back is asked for or a later restore takes it over.
+                if SCALE_BACK_ANNOTATION not in run.r.annotations:
+                    return
+                await holding.release(run, put_back)
             if FINALIZER in run.r.finalizers:
                 await run.set_finalizers([f for f in run.r.finalizers if f != FINALIZER])
             return
@@ -577,7 +652,7 @@ async def reconcile(run: Run) -> None:
         try:
             next_phase = await PHASES[phase](run)
         except Failed as exc:
-            await fail(run, str(exc))
+            await fail(run, str(exc), untouched=exc.untouched)
             continue
         except PERMANENT as exc:
             if phase == Phase.FINALIZE:
@@ -586,5 +661,9 @@ async def reconcile(run: Run) -> None:
             continue
         if next_phase is None:
             return
-        await enter(run, next_phase, MESSAGES[next_phase] if not (next_phase == Phase.FINISHED and run.status.error)
-                    else "finished with an error; workloads scaled back")
+        if next_phase == Phase.FINISHED and run.status.error:
+            message = (run.status.message if holding.keeps_stopped(run.r)
+                       else "finished with an error; workloads scaled back")
+        else:
+            message = MESSAGES[next_phase]
+        await enter(run, next_phase, message)

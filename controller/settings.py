@@ -19,8 +19,10 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     #: Seconds between polls; phases that need no waiting run back to back within one poll.
     poll_interval: float = 5.0
-    #: Seconds the Restore phase may wait for the mover before the restore fails.
-    restore_timeout: float = 300.0
+    #: Seconds the mover may restore (from when it started) before the restore fails (spec.timeout overrides).
+    restore_timeout: float = 86400.0
+    #: Seconds the Restore phase waits for the mover to start (nothing is written before) before it fails.
+    mover_start_timeout: float = 600.0
     #: Seconds ScaleDown may wait for the pods that mount the PVC to go away.
     scale_down_timeout: float = 300.0
     #: A lock whose holder is gone or Finished is deleted once it is this old (seconds).
@@ -39,6 +41,8 @@ class Settings:
     api_timeout: float = 15.0
     #: At most this many restores reconcile at the same time.
     workers: int = 16
+    #: Seconds between two FinalizeBlocked Warning Events of one restore whose Finalize the API server refuses.
+    finalize_blocked_event_interval: float = 60.0
     #: host:port of /healthz and /readyz ("" disables).
     health_address: str = ":8081"
     #: host:port of /metrics ("" disables).

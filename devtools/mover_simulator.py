@@ -8,8 +8,9 @@ logs) and the condition, exactly the fields volsync sets.
 Snapshot history and behaviour come from a ConfigMap ``volsync-mover-simulator`` in the destination's namespace:
 
 * ``snapshots``: JSON ``{"<restic repository secret>": [{"id": "...", "time": "<RFC3339>"}, ...]}``;
-* ``behaviour``: JSON ``{"result": "Successful" | "Failed" | "Hang", "delaySeconds": 1.0}``, optionally with
-  ``"pvcs": {"<destination PVC>": {...}}`` overriding it for one PVC.
+* ``behaviour``: JSON ``{"result": "Successful" | "Failed" | "Hang" | "NotRunning", "delaySeconds": 1.0}``,
+  optionally with ``"pvcs": {"<destination PVC>": {...}}`` overriding it for one PVC. ``Hang``: the sync starts and
+  never ends; ``NotRunning``: as when volsync's manager is not running, nothing happens at all (no status).
 
 A restic destination picks its snapshot as volsync's mover-restic/entry.sh does: snapshots newest first at one-second
 precision; with ``restoreAsOf`` start at the newest at or before that time, else at the newest; then skip
@@ -113,6 +114,8 @@ class MoverSimulator:
         mover_spec = spec[section]
         snapshots, behaviour = await self.config(ns)
         behaviour = {**behaviour, **(behaviour.get("pvcs") or {}).get(mover_spec.get("destinationPVC"), {})}
+        if behaviour.get("result") == "NotRunning":
+            return
         if key not in self.started:
             self.started[key] = now()
             mounting = await self.pods_mounting(ns, mover_spec.get("destinationPVC", ""))

@@ -52,7 +52,7 @@ def is_stale(lock: dict[str, Any], holder: dict[str, Any] | None, *, now: dt.dat
     ``holder`` is the PVCRestore named by the lock, or None when none exists. A live holder keeps its lock
     however long it runs.
     """
-    from .model import parse_time
+    from .model import is_holding, parse_time
 
     created = parse_time((lock.get("metadata") or {}).get("creationTimestamp"))
     if created is None or now - created < min_age:
@@ -62,7 +62,10 @@ def is_stale(lock: dict[str, Any], holder: dict[str, Any] | None, *, now: dt.dat
         return True
     if holder_uid and (holder.get("metadata") or {}).get("uid") != holder_uid:
         return True
-    return ((holder.get("status") or {}).get("phase")) == "Finished"
+    status = holder.get("status") or {}
+    if is_holding(status, (holder.get("spec") or {}).get("partialData")):
+        return False  # Finished on partial data: it holds the PVC until a retry takes over or scale-back
+    return status.get("phase") == "Finished"
 
 
 def holder_state(lock: dict[str, Any], holder: dict[str, Any] | None) -> str:
@@ -71,5 +74,10 @@ def holder_state(lock: dict[str, Any], holder: dict[str, Any] | None) -> str:
     _, holder_uid = holder_of(lock)
     if holder is None or (holder_uid and (holder.get("metadata") or {}).get("uid") != holder_uid):
         return "gone"
-    phase = (holder.get("status") or {}).get("phase") or "Pending"
+    from .model import is_holding
+
+    status = holder.get("status") or {}
+    if is_holding(status, (holder.get("spec") or {}).get("partialData")):
+        return "holding (partial data: workloads kept stopped)"
+    phase = status.get("phase") or "Pending"
     return "finished" if phase == "Finished" else f"active ({phase})"

@@ -152,6 +152,10 @@ class Spec:
     safety_backup: bool = False
     #: Jobs (and CronJobs' Jobs) running on the PVC: "Wait" for them to finish, or "Fail" the restore at once.
     running_jobs: str = "Wait"
+    #: A restore that fails, times out or is cancelled after the mover started writing leaves the PVC partly
+    #: overwritten: "KeepStopped" (the default) keeps the workloads stopped and holds the PVC until a retry, an undo
+    #: or ``kubectl pvc-restore scale-back``; "ScaleBack" brings them back at once onto the partial data.
+    partial_data: str = "KeepStopped"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"pvc": self.pvc}
@@ -167,6 +171,8 @@ class Spec:
             out["safetyBackup"] = True
         if self.running_jobs != "Wait":
             out["runningJobs"] = self.running_jobs
+        if self.partial_data != "KeepStopped":
+            out["partialData"] = self.partial_data
         return out
 
     @classmethod
@@ -180,6 +186,7 @@ class Spec:
             delete_bare_pods=bool(data.get("deleteBarePods", False)),
             safety_backup=bool(data.get("safetyBackup", False)),
             running_jobs=data.get("runningJobs") or "Wait",
+            partial_data=data.get("partialData") or "KeepStopped",
         )
 
     def describe_selector(self) -> str:
@@ -204,6 +211,18 @@ class Status:
     replication_source_paused: bool | None = None
     replication_destination: str | None = None
     trigger: str | None = None
+    #: When the mover was first seen starting (the destination's lastSyncStartTime): from then on the PVC may hold
+    #: partly restored data until the mover finishes.
+    mover_started: str | None = None
+    #: The restore ended after the mover started but before it finished: the PVC holds partial data.
+    data_incomplete: bool | None = None
+    #: With data_incomplete and partialData KeepStopped: when the workloads were scaled back on request
+    #: (``kubectl pvc-restore scale-back``) or by deleting this restore.
+    scaled_back_at: str | None = None
+    #: With data_incomplete: the later restore of the same PVC that took over the held workloads (a retry, an undo).
+    handed_over_to: str | None = None
+    #: The held restore whose workloads (and their replicas) this one took over.
+    inherited_from: str | None = None
     restored_snapshot: str | None = None
     lock_holder: str | None = None
     error: str | None = None
@@ -226,6 +245,11 @@ class Status:
         "replication_source_paused": "replicationSourcePaused",
         "replication_destination": "replicationDestination",
         "trigger": "trigger",
+        "mover_started": "moverStarted",
+        "data_incomplete": "dataIncomplete",
+        "scaled_back_at": "scaledBackAt",
+        "handed_over_to": "handedOverTo",
+        "inherited_from": "inheritedFrom",
         "restored_snapshot": "restoredSnapshot",
         "lock_holder": "lockHolder",
         "error": "error",
@@ -306,6 +330,12 @@ class PVCRestore:
         return self.status.phase or Phase.INITIALIZE
 
     @property
+    def holding(self) -> bool:
+        """Finished on partial data with its workloads kept stopped, and not yet scaled back or taken over: it still
+        holds the PVC's lock and the record of what to put back."""
+        return self.finished and is_holding(self.status.to_dict(), self.spec.partial_data)
+
+    @property
     def finished(self) -> bool:
         return self.status.phase == Phase.FINISHED
 
@@ -332,6 +362,17 @@ def manifest(name: str, namespace: str, spec: Spec, *, labels: dict[str, str] | 
     if annotations:
         meta["annotations"] = annotations
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec.to_dict()}
+
+
+def is_holding(status: dict[str, Any], partial_data: str | None = None) -> bool:
+    """See ``PVCRestore.holding``; works on the raw status (the lock cleanup and the CLI read plain dicts)."""
+    return (status.get("phase") == Phase.FINISHED.value and bool(status.get("dataIncomplete"))
+            and (partial_data or "KeepStopped") == "KeepStopped"
+            and not status.get("scaledBackAt") and not status.get("handedOverTo"))
+
+
+#: On a PVCRestore that is holding: ask the controller to scale the recorded workloads back onto the partial data.
+SCALE_BACK_ANNOTATION = f"{GROUP}/scale-back"
 
 
 def requested_by(meta: dict[str, Any]) -> str:

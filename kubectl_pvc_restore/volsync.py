@@ -119,6 +119,8 @@ class MoverOutcome:
     error: str | None = None
     snapshot: str | None = None
     logs: str = ""
+    #: The mover wrote nothing (no eligible snapshot): a failure that leaves the PVC as it was.
+    untouched: bool = False
 
 
 def log_tail(logs: str, lines: int = 10) -> str:
@@ -141,8 +143,14 @@ def outcome(destination: dict[str, Any], trigger: str) -> MoverOutcome:
         return MoverOutcome(True, f"the volsync mover finished with unknown result {result!r}", snapshot, logs)
     if any(marker in logs for marker in NO_SNAPSHOT_MARKERS):
         return MoverOutcome(True, "no snapshot matched the selector; nothing was restored (the PVC is unchanged "
-                            f"by the mover):\n{log_tail(logs)}", None, logs)
+                            f"by the mover):\n{log_tail(logs)}", None, logs, untouched=True)
     return MoverOutcome(True, None, snapshot, logs)
+
+
+def sync_started(destination: dict[str, Any]) -> str | None:
+    """When volsync started a sync of this destination (``status.lastSyncStartTime``, set as the sync begins, before
+    the mover Job runs), or None: from then on the mover may write the PVC."""
+    return (destination.get("status") or {}).get("lastSyncStartTime") or None
 
 
 def set_paused(source: dict[str, Any], paused: bool) -> dict[str, Any]:

@@ -53,6 +53,14 @@ def wait_finished(cluster: Cluster, name: str | None = None, timeout: float = 90
     return wait_for(finished, timeout=timeout, message=f"PVCRestore {name or '(the only one)'} to finish")
 
 
+def wait_holding(cluster: Cluster, name: str, timeout: float = 90.0) -> dict[str, Any]:
+    """Finished on partial data, workloads kept stopped: it keeps its finalizer (it holds the PVC)."""
+    from kubectl_pvc_restore.model import is_holding
+
+    return wait_for(lambda: (lambda r: r if is_holding(r.get("status") or {}, r["spec"].get("partialData")) else None)(
+        cluster.kube.get(k.PVC_RESTORES, name, cluster.ns)), timeout=timeout, message=f"{name} to hold the PVC")
+
+
 def wait_phase(cluster: Cluster, name: str, phase: str, timeout: float = 60.0) -> dict[str, Any]:
     return wait_for(lambda: (lambda r: r if (r.get("status") or {}).get("phase") == phase else None)(
         cluster.kube.get(k.PVC_RESTORES, name, cluster.ns)), timeout=timeout, message=f"{name} to reach {phase}")

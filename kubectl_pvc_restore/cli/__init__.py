@@ -19,6 +19,7 @@ COMMANDS = {
     "watch": ("watch", "Follow a PVCRestore until it is Finished (exit code = success)."),
     "cancel": ("cancel", "Cancel a PVCRestore: delete it; the controller scales workloads back first."),
     "undo": ("undo", "Undo a restore started with --safety-backup (restore the backup taken just before it)."),
+    "scale-back": ("scale_back", "Bring back the workloads a restore kept stopped after it ended on partial data."),
     "locks": ("locks", "List restore locks, or clear a stale one."),
     "snapshots": ("snapshots", "A PVC's backup state and its restic snapshots, and what each selector restores."),
     "doctor": ("doctor", "Check the installation (and a PVC's backup and restore state); say how to fix problems."),

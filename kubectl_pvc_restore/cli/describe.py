@@ -9,7 +9,7 @@ import click
 
 from .complete import complete_restores
 
-from ..model import requested_by
+from ..model import is_holding, requested_by
 from .common import KUBE_NAME, Client, age, command, dump, output_option, selector_text
 
 
@@ -53,6 +53,10 @@ async def command(client: Client, name: str, output: str | None) -> int:
         f"Phase:         {status.get('phase') or 'Pending'}",
         f"Message:       {status.get('message') or ''}",
         f"Error:         {status.get('error') or '<none>'}",
+        *([f"Data:          INCOMPLETE: the mover was interrupted; "
+           + ("workloads kept stopped (see Message for what to do next)" if is_holding(status, spec.get("partialData"))
+              else f"workloads taken over by {status['handedOverTo']}" if status.get("handedOverTo")
+              else "workloads scaled back onto the partial data")] if status.get("dataIncomplete") else []),
         f"Created:       {meta.get('creationTimestamp')} ({age(meta.get('creationTimestamp'))} ago)",
         f"Started:       {status.get('startTime') or '-'}",
         f"Phase since:   {status.get('phaseStartTime') or '-'}",

@@ -79,7 +79,7 @@ async def clear(client: Client, pvc: str, force: bool) -> int:
         raise click.ClickException(f"PVC {pvc} has no restore lock in namespace {client.namespace}")
     state = await _holder_state(client, lock)
     holder = locks.holder_of(lock)[0] or "<unknown>"
-    if state.startswith("active") and not force:
+    if state.startswith(("active", "holding")) and not force:
         raise click.ClickException(f"lock {name} is held by PVCRestore {holder}, which is {state}; clearing it could "
                                    "let two restores write the PVC at once. Cancel that restore instead, or use "
                                    "--force if it is really stuck.")

@@ -78,12 +78,15 @@ def check_usage(*, latest: bool, previous: int | None, as_of: str | None, wait: 
               "(they do not come back); otherwise they stop the restore.")
 @click.option("--running-jobs", type=click.Choice(["Wait", "Fail"]), default="Wait", show_default=True,
               help="Jobs running on the PVC: wait for them, or fail at once.")
+@click.option("--partial-data", type=click.Choice(["KeepStopped", "ScaleBack"]), default="KeepStopped",
+              show_default=True, help="If the restore fails after the mover started writing: keep the workloads "
+              "stopped (retry, undo or scale-back later), or scale them back onto the partial data at once.")
 @click.option("--dry-run", is_flag=True, help="Print what the restore would do and change nothing.")
 @output_option("name", "json", "yaml")
 @command(check=check_usage)
 async def command(client: Client, pvc: str, latest: bool, previous: int | None, as_of: str | None, wait: bool,
                   timeout: float | None, restore_timeout: str | None, safety_backup: bool, delete_bare_pods: bool,
-                  running_jobs: str,
+                  running_jobs: str, partial_data: str,
                   dry_run: bool, output: str | None) -> int:
     """Start a restore of PVC from its volsync backup.
 
@@ -109,6 +112,7 @@ async def command(client: Client, pvc: str, latest: bool, previous: int | None, 
     ns = client.namespace
 
     options = {"timeout": restore_timeout, "delete_bare_pods": delete_bare_pods, "running_jobs": running_jobs,
+               "partial_data": partial_data,
                "safety_backup": safety_backup}
     if dry_run:
         return await _dry_run(client, pvc, selector, options)

@@ -37,11 +37,11 @@ class LockRow:
     name: str
     holder: str
     created: str
-    holder_state: str  # "active (Phase)", "finished", "gone"
+    holder_state: str  # "active (Phase)", "holding (...)", "finished", "gone"
 
     @property
     def live(self) -> bool:
-        return self.holder_state.startswith("active")
+        return self.holder_state.startswith(("active", "holding"))
 
 
 @dataclasses.dataclass
@@ -178,7 +178,7 @@ class Cluster:
         restores = {(r["metadata"]["namespace"], r["metadata"]["name"]): r
                     for r in await self.kube.list(k.PVC_RESTORES, row.namespace)}
         state = _holder_state(lock, restores)
-        if state.startswith("active"):
+        if state.startswith(("active", "holding")):
             raise LiveLock(f"lock {row.name} is held by {row.holder}, which is {state}: clearing it could let two "
                            "restores write the PVC at once; cancel that restore instead")
         await self.kube.delete(k.CONFIGMAPS, row.name, row.namespace, uid=lock["metadata"]["uid"])
