@@ -61,6 +61,7 @@ def test_stale_locks_are_cleaned_and_live_ones_kept(cluster, controller):
     sc.setup(cluster, statefulset=0, deployment=1, result="Hang")
     cluster.pvc("other")
     cluster.pvc("third")
+    cluster.pvc("fourth")
     now = dt.datetime.now(dt.timezone.utc)
     # Abandoned: its holder does not exist.
     cluster.kube.create(k.CONFIGMAPS, locks.lock_manifest(cluster.ns, "other", "ghost", "uid-ghost", now), cluster.ns)
@@ -69,6 +70,13 @@ def test_stale_locks_are_cleaned_and_live_ones_kept(cluster, controller):
     cluster.kube.replace(k.PVC_RESTORES, {**done, "status": {"phase": "Finished", "error": "x"}}, subresource="status")
     cluster.kube.create(k.CONFIGMAPS, locks.lock_manifest(cluster.ns, "third", "done", done["metadata"]["uid"], now),
                         cluster.ns)
+    # Kept: its holder Finished on partial data and holds the PVC for a retry.
+    holding = cluster.kube.create(k.PVC_RESTORES, model.manifest("holding", cluster.ns, model.Spec(pvc="fourth")),
+                                  cluster.ns)
+    cluster.kube.replace(k.PVC_RESTORES, {**holding, "status": {"phase": "Finished", "error": "x",
+                                                                "dataIncomplete": True}}, subresource="status")
+    cluster.kube.create(k.CONFIGMAPS, locks.lock_manifest(cluster.ns, "fourth", "holding",
+                                                          holding["metadata"]["uid"], now), cluster.ns)
     # Live: held by a restore stuck in Restore (the mover hangs).
     create(cluster, "live")
     controller(lock_stale_after=1.0, restore_timeout=600)
@@ -80,6 +88,7 @@ def test_stale_locks_are_cleaned_and_live_ones_kept(cluster, controller):
     time.sleep(2.5)  # older than lock_stale_after, over many polls
     live_lock = cluster.kube.get(k.CONFIGMAPS, locks.lock_name(sc.PVC), cluster.ns)
     assert locks.holder_of(live_lock)[0] == "live"
+    assert locks.holder_of(cluster.kube.get(k.CONFIGMAPS, locks.lock_name("fourth"), cluster.ns))[0] == "holding"
     assert status(cluster, "live")["phase"] == "Restore"
 
 
@@ -91,7 +100,7 @@ def _delete_and_wait_gone(cluster, name):
 
 def test_delete_in_initialize_and_restore(cluster, controller):
     sc.setup(cluster, result="Hang")
-    create(cluster, "first")
+    create(cluster, "first", partialData="ScaleBack")  # the default holds after partial data: test_partial_data.py
     time.sleep(1.1)
     create(cluster, "second")
     controller(restore_timeout=600)

@@ -78,7 +78,7 @@ def test_rclone_source_restores_latest(cluster, controller):
 def test_mover_failure_carries_the_log_tail(cluster, controller):
     sc.setup(cluster, result="Failed")
     controller()
-    create(cluster)
+    create(cluster, partialData="ScaleBack")  # the default keeps workloads stopped: tests/test_partial_data.py
     restore = sc.wait_finished(cluster, "r1")
     assert restore["status"]["error"].startswith("the volsync mover failed")
     assert "simulated failure" in restore["status"]["error"]
@@ -88,9 +88,9 @@ def test_mover_failure_carries_the_log_tail(cluster, controller):
 def test_timeout(cluster, controller):
     sc.setup(cluster, result="Hang")
     controller(restore_timeout=2)
-    create(cluster)
+    create(cluster, partialData="ScaleBack")
     restore = sc.wait_finished(cluster, "r1")
-    assert restore["status"]["error"].startswith("timed out after 2s waiting for the volsync mover")
+    assert restore["status"]["error"].startswith("timed out after 2s of restoring: the volsync mover")
     sc.assert_cleaned_up(cluster)
 
 

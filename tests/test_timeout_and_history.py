@@ -16,13 +16,13 @@ from tests.helpers import wait_for
 def test_spec_timeout_overrides_the_controller_default(cluster, controller, kubeconfig):
     sc.setup(cluster, statefulset=0, deployment=1, result="Hang")
     controller(restore_timeout=600)
-    result = CliRunner().invoke(cli, ["start", "data", "--restore-timeout", "2s", "--kubeconfig", kubeconfig,
-                                      "-n", cluster.ns])
+    result = CliRunner().invoke(cli, ["start", "data", "--restore-timeout", "2s", "--partial-data", "ScaleBack",
+                                      "--kubeconfig", kubeconfig, "-n", cluster.ns])
     assert result.exit_code == 0, result.output
     name = result.output.strip()
     assert cluster.kube.get(k.PVC_RESTORES, name, cluster.ns)["spec"]["timeout"] == "2s"
     restore = sc.wait_finished(cluster, name)
-    assert restore["status"]["error"].startswith("timed out after 2s waiting for the volsync mover")
+    assert restore["status"]["error"].startswith("timed out after 2s of restoring: the volsync mover")
     sc.assert_cleaned_up(cluster, statefulset=0, deployment=1)  # the destination (volsync's retry loop) is gone
 
 
