@@ -311,8 +311,9 @@ async def scale_down(run: Run) -> Phase | None:
         for note in new_notes:
             await run.event("Autoscaler", note)
 
-    # The lock names what is held, and the admission guard (when installed) refuses scaling it up meanwhile.
-    await guard.hold(run.kube, ns, pvc, r.uid, status.pvc_owners, on=True)
+    # The lock names what is held; the admission guard (when installed) is switched on once nothing mounts the PVC
+    # any more (before, Jobs the restore waits for may still need new pods).
+    await guard.hold(run.kube, ns, pvc, r.uid, status.pvc_owners, on=False)
 
     source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
     if source is None:
@@ -348,6 +349,7 @@ async def scale_down(run: Run) -> Phase | None:
         jobs = f" (running Jobs: {', '.join(workloads.jobs)})" if workloads.jobs else ""
         await run.wait(f"waiting for {len(remaining)} pod(s) that mount the PVC to stop: {names}{jobs}")
         return None
+    await guard.hold(run.kube, ns, pvc, r.uid, status.pvc_owners, on=True)  # only the mover from now on
     return Phase.RESTORE
 
 
@@ -469,7 +471,8 @@ async def guard_pvc(run: Run) -> bool:
     """No pod but the mover may mount the PVC during Restore: stop recorded workloads scaled back up meanwhile (a
     second writer), fail on anything unrecorded. True when the PVC is clear."""
     status, ns, r = run.status, run.ns, run.r
-    pods = await guard.intruders(run.kube, ns, r.spec.pvc)
+    pods = await guard.intruders(run.kube, ns, r.spec.pvc, destination=status.replication_destination,
+                                 source=status.replication_source)
     if not pods:
         return True
     owners, _ = trusted.split_owners(status.pvc_owners or [], ns, run.extra_scale_kinds)
