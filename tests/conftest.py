@@ -22,10 +22,36 @@ from kubectl_pvc_restore import kube as k  # noqa: E402
 from tests.helpers import Cluster, SyncKube  # noqa: E402
 
 
+#: A ValidatingAdmissionPolicy binding with ConfigMap params that matches nothing, applied before any test: the API
+#: server stops its ConfigMap param informer for good once no binding uses ConfigMap params (kubernetes/kubernetes
+#: #130887, still in 1.36), so a chart admission guard installed by a later test would read a frozen copy.
+CONFIGMAP_PARAMS_KEEPER = """
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: test-configmap-params-keeper}
+spec:
+  failurePolicy: Ignore
+  paramKind: {apiVersion: v1, kind: ConfigMap}
+  matchConstraints:
+    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]
+  validations: [{expression: "true"}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: test-configmap-params-keeper}
+spec:
+  policyName: test-configmap-params-keeper
+  paramRef: {selector: {matchLabels: {no-such-label: "true"}}, parameterNotFoundAction: Allow}
+  validationActions: [Audit]
+  matchResources: {namespaceSelector: {matchLabels: {no-such-label: "true"}}}
+"""
+
+
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     cp = ControlPlane(f"test-{os.getpid()}")
     cp.start()
+    cp.kubectl("apply", "-f", "-", input=CONFIGMAP_PARAMS_KEEPER)
     try:
         yield cp
     finally:

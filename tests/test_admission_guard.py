@@ -32,37 +32,15 @@ class Installed:
         self.username = f"system:serviceaccount:{namespace}:{account}"
 
 
-KEEPER = """
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: test-configmap-params-keeper}
-spec:
-  failurePolicy: Ignore
-  paramKind: {apiVersion: v1, kind: ConfigMap}
-  matchConstraints:
-    resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}]
-  validations: [{expression: "true"}]
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: test-configmap-params-keeper}
-spec:
-  policyName: test-configmap-params-keeper
-  paramRef: {selector: {matchLabels: {no-such-label: "true"}}, parameterNotFoundAction: Allow}
-  validationActions: [Audit]
-  matchResources: {namespaceSelector: {matchLabels: {no-such-label: "true"}}}
-"""
 
 
 @pytest.fixture(scope="session")
 def configmap_params_kept(control_plane):
     """Kubernetes bug (kubernetes/kubernetes#130887, still in 1.36): the API server stops its ConfigMap param
     informer for good once no binding uses ConfigMap params, and a policy bound again later reads a frozen copy
-    (here: no locks, so the guard allows everything) until the API server restarts. Each test deletes its binding,
-    so a binding that matches nothing keeps ConfigMap params in use for the whole session."""
-    control_plane.kubectl("apply", "-f", "-", input=KEEPER)
+    until the API server restarts. The session's control plane fixture (tests/conftest.py) applies a binding that
+    matches nothing, before any test, so ConfigMap params stay in use whatever order the tests run in."""
     yield
-    control_plane.kubectl("delete", "--ignore-not-found", "-f", "-", input=KEEPER, check=False)
 
 
 @pytest.fixture
