@@ -8,11 +8,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
@@ -21,6 +23,7 @@ from tests.conftest import free_port
 from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
+CHART = REPO / "charts" / "pvc-restore"
 
 
 def get(url: str) -> tuple[int, str]:
@@ -178,3 +181,68 @@ def test_sigterm_mid_restore_then_restart_finishes(cluster, controller_process):
     controller_process()
     assert sc.wait_finished(cluster, "r1")["status"]["error"] is None
     sc.assert_cleaned_up(cluster)
+
+
+def chart_controller_env(control_plane, *sets: str) -> dict[str, str]:
+    """The controller's environment exactly as the chart renders it (release namespace "ops")."""
+    rendered = subprocess.run([str(control_plane.bin / "helm"), "template", "pr", str(CHART), "-n", "ops", *sets],
+                              capture_output=True, text=True, check=True).stdout
+    [deployment] = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment"]
+    return {e["name"]: e["value"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            if "value" in e}
+
+
+def test_old_and_new_pod_with_the_chart_defaults_never_both_act(cluster, control_plane, controller_process,
+                                                               kubeconfig):
+    """A rolling update or a node drain, as the chart runs it by default: the new pod starts while the old one still
+    runs mid-restore, then the old one gets SIGTERM. At no moment do both act (pvc_restore_leader, sampled every
+    0.1s, is what makes the loop act), and the restore finishes once, by whichever leads."""
+    env = chart_controller_env(control_plane)
+    # What the pod adds: POD_NAMESPACE from the downward API (the release namespace; here the test's namespace) and a
+    # way to reach the API server. Faster polls keep the test short; everything else is the chart's.
+    env.update(POD_NAMESPACE=cluster.ns, KUBECONFIG=kubeconfig, WATCH_NAMESPACE=cluster.ns, POLL_INTERVAL="0.2")
+    sc.setup(cluster, delay=3.0)
+    ports: dict[str, int] = {}
+
+    def start(name: str):
+        ports[name] = free_port()
+        return controller_process(args=(), env_extra={**env, "HEALTH_ADDRESS": f"127.0.0.1:{free_port()}",
+                                                      "METRICS_ADDRESS": f"127.0.0.1:{ports[name]}"})
+
+    samples: list[tuple[float, dict[str, float]]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            samples.append((time.monotonic(), {name: metric(get(f"http://127.0.0.1:{port}/metrics")[1],
+                                                            "pvc_restore_leader")
+                                               for name, port in list(ports.items())}))
+            time.sleep(0.1)
+
+    old = start("old")
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        wait_for(lambda: samples and samples[-1][1].get("old") == 1, message="the old pod to act")
+        cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
+        sc.wait_phase(cluster, "r1", "Restore")
+        new = start("new")
+        wait_for(lambda: "started:" in new.log_path.read_text(), message="the new pod to start")
+        time.sleep(2.5)  # a few of the new pod's polls and lease rounds beside the old one
+        old.send_signal(signal.SIGTERM)
+        assert old.wait(timeout=30) == 0
+        restore = sc.wait_finished(cluster, "r1")
+        wait_for(lambda: samples and samples[-1][1].get("new") == 1, message="the new pod to lead")
+    finally:
+        done.set()
+        sampler.join(timeout=10)
+    both = [t for t, values in samples if values.get("old") == 1 and values.get("new") == 1]
+    assert not both, f"both pods acted at once for {len(both)} samples ({both[-1] - both[0]:.1f}s)"
+    assert restore["status"]["error"] is None, restore["status"]
+    sc.assert_cleaned_up(cluster)
+    assert any(values.get("old") == 1 for _, values in samples), "the old pod led while the new one started"
+    # Both ran with leader election on the Lease in the release namespace; the new one took over after the old one.
+    for proc in (old, new):
+        assert f"(lease {cluster.ns}/pvc-restore-controller)" in proc.log_path.read_text()
+    assert "released lease" in old.log_path.read_text()
+    assert "acquired leadership" in new.log_path.read_text()

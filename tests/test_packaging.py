@@ -33,9 +33,10 @@ def test_chart_lints_renders_and_validates_values(control_plane):
     run([helm, "lint", CHART, "--strict"])
     docs = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "-n", "ops"])))
     kinds = sorted(d["kind"] for d in docs if d)
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount",
-                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
-                     "ValidatingAdmissionPolicyBinding"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service",
+                     "ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicy",
+                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+                     "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicyBinding"]
     # The MutatingAdmissionPolicy that records who asked comes with API servers that serve it (1.36+).
     served = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "-n", "ops", "--api-versions",
                                           "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"])))
@@ -51,13 +52,38 @@ def test_chart_lints_renders_and_validates_values(control_plane):
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["LEADER_ELECTION"] == "false" and env["LOCK_TTL"] == "5m"
+    assert env["LOCK_TTL"] == "5m"
+    # Never two controllers acting at once: leader election is on by default, on the Lease in the release namespace
+    # (POD_NAMESPACE), which a Role there lets the ServiceAccount take; one replica also recreates rather than rolls.
+    assert env["LEADER_ELECTION"] == "true" and "LEADER_ELECTION_NAMESPACE" not in env
+    assert next(e for e in container["env"] if e["name"] == "POD_NAMESPACE")["valueFrom"]["fieldRef"] == {
+        "fieldPath": "metadata.namespace"}
+    assert deployment["metadata"]["namespace"] == "ops" and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    [lease_role] = [d for d in docs if d and d["kind"] == "Role"]
+    [lease_binding] = [d for d in docs if d and d["kind"] == "RoleBinding"]
+    assert lease_role["metadata"]["namespace"] == "ops" and lease_role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
+    assert lease_binding["metadata"]["namespace"] == "ops" and lease_binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "pr-pvc-restore", "namespace": "ops"}]
     ha = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "--set", "deployment.replicas=3",
                                       "--set", "config.cacheStorageClass=fast"])))
     assert "Role" in {d["kind"] for d in ha if d}
-    env = {e["name"]: e.get("value") for d in ha if d and d["kind"] == "Deployment"
-           for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}
+    [ha_deployment] = [d for d in ha if d and d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in ha_deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["LEADER_ELECTION"] == "true" and env["CACHE_STORAGE_CLASS"] == "fast"
+    assert "strategy" not in ha_deployment["spec"]  # several replicas roll; only the Lease holder acts
+    # Leader election off: only with one replica (then Recreate); with more the render fails and says why.
+    off = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "--set", "config.leaderElection=false"])))
+    [off_deployment] = [d for d in off if d and d["kind"] == "Deployment"]
+    env = {e["name"]: e.get("value") for e in off_deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["LEADER_ELECTION"] == "false" and off_deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "Role" not in {d["kind"] for d in off if d}
+    for replicas in ("2", "3"):
+        proc = subprocess.run([helm, "template", "pr", CHART, "--set", "config.leaderElection=false", "--set",
+                               f"deployment.replicas={replicas}"], capture_output=True, text=True)
+        assert proc.returncode != 0, proc.stdout
+        assert (f"config.leaderElection: false with deployment.replicas: {replicas} would let {replicas} controllers "
+                "act on the same restores at once") in proc.stderr, proc.stderr
     for bad in ("deployment.replicas=two", "config.pollInterval=soon", "config.logFormat=xml"):
         proc = subprocess.run([helm, "template", "pr", CHART, "--set", bad], capture_output=True, text=True)
         assert proc.returncode != 0 and "values don't meet the specifications of the schema" in proc.stderr, bad

@@ -27,11 +27,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{- /*
+Leader election: "true" unless config.leaderElection is false. Only the holder of the Lease in the release namespace
+acts, so the old and the new pod of a rolling update or a node drain never act together. false is refused with more
+than one replica (they would all act on the same restores); with one replica the Deployment then recreates (the old
+pod is gone before the new one starts on an upgrade; a pod evicted or deleted is still replaced at once).
+*/ -}}
 {{- define "pvc-restore.leaderElection" -}}
-{{- if kindIs "bool" .Values.config.leaderElection -}}
-{{- .Values.config.leaderElection -}}
+{{- if and (kindIs "bool" .Values.config.leaderElection) (not .Values.config.leaderElection) -}}
+{{- if gt (int .Values.deployment.replicas) 1 -}}
+{{- fail (printf "config.leaderElection: false with deployment.replicas: %d would let %d controllers act on the same restores at once: leave config.leaderElection unset (leader election on) or set deployment.replicas to 1" (int .Values.deployment.replicas) (int .Values.deployment.replicas)) -}}
+{{- end -}}
+false
 {{- else -}}
-{{- gt (int .Values.deployment.replicas) 1 -}}
+true
 {{- end -}}
 {{- end -}}
 
