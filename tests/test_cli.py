@@ -102,7 +102,7 @@ def test_bad_inputs_are_clear_errors(cluster, run, kubeconfig, tmp_path):
 def test_cancel_mid_restore_scales_back(cluster, controller, run):
     sc.setup(cluster, result="Hang")
     controller(restore_timeout=600)
-    name = run("start", "data").output.strip()
+    name = run("start", "data", "--partial-data", "ScaleBack").output.strip()
     sc.wait_phase(cluster, name, "Restore")
     result = run("cancel", name, "--wait")
     assert result.exit_code == 0 and "cancelled in phase Restore" in result.output

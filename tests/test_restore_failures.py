@@ -132,7 +132,7 @@ def test_bare_pod_fails_before_touching_any_workload(cluster, controller):
 def test_events_record_phases_and_errors(cluster, controller):
     sc.setup(cluster, statefulset=0, deployment=1, result="Failed")
     controller()
-    create(cluster)
+    create(cluster, partialData="ScaleBack")
     sc.wait_finished(cluster, "r1")
     events = [e for e in cluster.kube.list(k.EVENTS, cluster.ns) if e["involvedObject"].get("name") == "r1"]
     reasons = [e["reason"] for e in sorted(events, key=lambda e: e["metadata"]["creationTimestamp"])]
