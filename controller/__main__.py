@@ -166,9 +166,9 @@ def scale_kinds(ctx: click.Context, values: tuple[str, ...]) -> frozenset[tuple[
         for item in filter(None, (v.strip() for v in value.split(","))):
             api_version, _, kind = item.rpartition("/")
             try:
-                check_api_version(api_version)
                 if "/" not in api_version or not re.fullmatch(r"[A-Z][A-Za-z0-9]{0,62}", kind):
                     raise BadName(f"{item!r} is not GROUP/VERSION/KIND (e.g. argoproj.io/v1alpha1/Rollout)")
+                check_api_version(api_version)
             except BadName as exc:
                 raise click.BadParameter(str(exc), ctx=ctx, param_hint="--extra-scale-kind") from None
             out.add((api_version, kind))
@@ -237,13 +237,21 @@ async def serve(settings: Settings) -> int:
     log.info("started: polling every %gs in %s%s", settings.poll_interval,
              settings.describe_scope(),
              f"; leader election as {elector.identity} (lease {elector.namespace}/{elector.name})" if elector else "")
-    tasks = [asyncio.create_task(controller.run(stop))]
+    # The elector keeps renewing until the controller has drained its in-flight steps: stopping it at SIGTERM would
+    # let a standby take over (after the lease expires) while this replica still acts.
+    elector_stop = asyncio.Event()
+    elector_task = None
     if elector:
         def tick() -> None:
             health.election_ok = elector.healthy
             health.last_loop = time.monotonic() if not elector.is_leader else health.last_loop
-        tasks.append(asyncio.create_task(elector.run(stop, tick)))
-    await asyncio.gather(*tasks)
+        elector_task = asyncio.create_task(elector.run(elector_stop, tick))
+    try:
+        await controller.run(stop)
+    finally:
+        elector_stop.set()
+        if elector_task is not None:
+            await elector_task
     if elector:
         await elector.release()
     log.info("stopped")

@@ -135,13 +135,7 @@ class MoverSimulator:
         if result == "Failed":
             logs += "ERROR: Fatal: unable to open repository: simulated failure\nrestic failed\n"
         finished = now()
-        await self.kube.patch(k.REPLICATION_DESTINATIONS, name, ns, {"status": {
-            "lastManualSync": trigger,
-            "lastSyncTime": format_time(finished),
-            "lastSyncDuration": f"{elapsed:.3f}s",
-            "latestMoverStatus": {"result": result, "logs": logs},
-            "conditions": [_condition("WaitingForManual", "Synchronization complete; waiting for manual trigger",
-                                      "False")]}}, subresource="status")
+        # The record first, then the status: a test that saw the sync finish can read its record at once.
         started = await self.kube.get_or_none(k.CONFIGMAPS, RECORD, ns)
         start_entry = json.loads(((started or {}).get("data") or {}).get(f"{name}.started") or "{}")
         await self.record(ns, name, {"trigger": trigger, "result": result, "snapshot": snapshot,
@@ -150,6 +144,13 @@ class MoverSimulator:
                                      "cacheStorageClassName": mover_spec.get("cacheStorageClassName"),
                                      "podsMountingPVC": start_entry.get("podsMountingPVC", []),
                                      "startedAt": self.started[key].isoformat(), "finishedAt": finished.isoformat()})
+        await self.kube.patch(k.REPLICATION_DESTINATIONS, name, ns, {"status": {
+            "lastManualSync": trigger,
+            "lastSyncTime": format_time(finished),
+            "lastSyncDuration": f"{elapsed:.3f}s",
+            "latestMoverStatus": {"result": result, "logs": logs},
+            "conditions": [_condition("WaitingForManual", "Synchronization complete; waiting for manual trigger",
+                                      "False")]}}, subresource="status")
         del self.started[key]
         log.info("sync of %s/%s finished: %s, snapshot %s", ns, name, result, snapshot)
 

@@ -162,4 +162,13 @@ def parse_as_of(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
         raise SelectorError(f"{show(text)} is not a valid date and time: {exc}") from None
     if value.year < EARLIEST.year:
         raise SelectorError(f"{show(text)} is before 1970; no backup can be that old")
-    return check_restore_as_of(value.astimezone(), now=now, text=text)  # no zone given: the user's local time
+    # No zone given: the user's local time. A local time that a daylight-saving change skips or repeats is not one
+    # moment (and Python versions resolve it differently): refused, with the zone to add.
+    try:
+        first, second = value.replace(fold=0).astimezone(), value.replace(fold=1).astimezone()
+    except (OverflowError, ValueError, OSError):
+        raise SelectorError(f"{show(text)} is in the future; no snapshot can be that new") from None
+    if first != second:
+        raise SelectorError(f"{show(text)} does not exist or happens twice in your local time zone (a daylight-saving "
+                            f"change); give the zone, e.g. {value.strftime('%Y-%m-%dT%H:%M:%S')}+01:00")
+    return check_restore_as_of(first, now=now, text=text)

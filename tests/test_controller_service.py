@@ -51,7 +51,8 @@ def test_health_metrics_and_json_logs(cluster, controller_process, kubeconfig, v
     values = {"KUBECONFIG": kubeconfig, "WATCH_NAMESPACE": cluster.ns, "POLL_INTERVAL": "200ms",
               "HEALTH_ADDRESS": f"127.0.0.1:{health}", "METRICS_ADDRESS": f"127.0.0.1:{metrics_port}",
               "LOG_FORMAT": "json", "LOG_LEVEL": "info", "RESTORE_TIMEOUT": "1m", "LOCK_TTL": "5m",
-              "CACHE_STORAGE_CLASS": "fast-local", "LEADER_ELECTION": "true", "LEADER_ELECTION_NAMESPACE": cluster.ns}
+              "CACHE_STORAGE_CLASS": "fast-local", "LEADER_ELECTION": "true", "LEADER_ELECTION_NAMESPACE": cluster.ns,
+              "MOVER_START_TIMEOUT": "1m", "EXTRA_SCALE_KINDS": "argoproj.io/v1alpha1/Rollout"}
     if via == "flags":
         args = tuple(a for name, value in values.items() if name != "LEADER_ELECTION"
                      for a in (f"--{FLAG[name]}", value)) + ("--leader-election",)
@@ -85,12 +86,16 @@ def test_health_metrics_and_json_logs(cluster, controller_process, kubeconfig, v
 FLAG = {"KUBECONFIG": "kubeconfig", "WATCH_NAMESPACE": "namespace", "POLL_INTERVAL": "poll-interval",
         "HEALTH_ADDRESS": "health-address", "METRICS_ADDRESS": "metrics-address", "LOG_FORMAT": "log-format",
         "LOG_LEVEL": "log-level", "RESTORE_TIMEOUT": "restore-timeout", "LOCK_TTL": "lock-ttl",
-        "CACHE_STORAGE_CLASS": "cache-storage-class", "LEADER_ELECTION_NAMESPACE": "leader-election-namespace"}
+        "CACHE_STORAGE_CLASS": "cache-storage-class", "LEADER_ELECTION_NAMESPACE": "leader-election-namespace",
+        "MOVER_START_TIMEOUT": "mover-start-timeout", "EXTRA_SCALE_KINDS": "extra-scale-kind"}
 
 
 @pytest.mark.parametrize("args,message", [
     (("--poll-interval", "soon"), "'soon' is not a duration"),
     (("--restore-timeout", "-5m"), "is not a duration"),
+    (("--mover-start-timeout", "0"), "--mover-start-timeout"),
+    (("--extra-scale-kind", "Rollout"), "is not GROUP/VERSION/KIND"),
+    (("--extra-scale-kind", "../x/v1/Rollout"), "is not a valid Kubernetes apiVersion"),
     (("--log-format", "xml"), "'xml' is not one of"),
     (("--metrics-address", "8080"), "is not host:port"),
     (("--leader-election", "--renew-deadline", "20s"), "--retry-period < --renew-deadline < --lease-duration"),

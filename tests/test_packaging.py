@@ -52,6 +52,12 @@ def test_chart_lints_renders_and_validates_values(control_plane):
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["RESTORE_TIMEOUT"] == "24h" and env["MOVER_START_TIMEOUT"] == "10m" and "EXTRA_SCALE_KINDS" not in env
+    rollouts = list(yaml.safe_load_all(run([helm, "template", "pr", CHART, "--set-json", 'rbac.extraScaleTargets=[{'
+                                            '"apiGroup": "argoproj.io", "version": "v1alpha1", "resource": "rollouts", '
+                                            '"kind": "Rollout"}]'])))
+    assert {"name": "EXTRA_SCALE_KINDS", "value": "argoproj.io/v1alpha1/Rollout"} in next(
+        d for d in rollouts if d and d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env["LOCK_TTL"] == "5m"
     # Never two controllers acting at once: leader election is on by default, on the Lease in the release namespace
     # (POD_NAMESPACE), which a Role there lets the ServiceAccount take; one replica also recreates rather than rolls.

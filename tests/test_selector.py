@@ -133,3 +133,23 @@ def test_as_of_any_text_parses_or_raises_selector_error(text):
 def test_selector_rejects_both():
     with pytest.raises(SelectorError, match="mutually exclusive"):
         Selector(previous=1, restore_as_of="2024-01-01T00:00:00Z")
+
+
+def test_as_of_refuses_local_times_a_dst_change_skips_or_repeats(monkeypatch):
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        for text in ("2024-03-31 02:30", "2024-10-27 02:30"):  # skipped; happens twice
+            with pytest.raises(SelectorError, match="daylight-saving"):
+                parse_as_of(text, now=NOW)
+        assert parse_as_of("2024-03-31 03:30", now=NOW) == dt.datetime(2024, 3, 31, 1, 30, tzinfo=dt.timezone.utc)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_as_of_far_in_the_future_is_a_message():
+    with pytest.raises(SelectorError, match="in the future"):
+        parse_as_of("9999-12-31 23:59:59", now=NOW)

@@ -161,3 +161,12 @@ config.watchNamespace may then only repeat it (in any order), otherwise the rend
 {{- join "," $watch -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* rbac.extraScaleTargets as the controller's --extra-scale-kind list: group/version/Kind,... */ -}}
+{{- define "pvc-restore.extraScaleKinds" -}}
+{{- $kinds := list -}}
+{{- range .Values.rbac.extraScaleTargets -}}
+{{- $kinds = append $kinds (printf "%s/%s/%s" .apiGroup .version .kind) -}}
+{{- end -}}
+{{- join "," $kinds -}}
+{{- end -}}
