@@ -145,7 +145,7 @@ def test_no_second_writer_during_a_restore(cluster, guard_policies, controller_p
 
     # The controller's own scale-up in Finalize passes, and nothing it would have had to stop again was there.
     done = sc.wait_finished(cluster, "r1")
-    assert done["status"]["error"] is None, done["status"]
+    assert done["status"].get("error") is None, done["status"]
     sc.assert_cleaned_up(cluster, statefulset=0, deployment=2)
     # The lock is gone: the admin scales freely again.
     cluster.kube.set_scale(k.DEPLOYMENTS, "web", ns, 3)

@@ -34,7 +34,7 @@ def test_statefulset_retention_delete_never_deletes_the_restored_pvc(cluster, co
     controller()
     create(cluster, pvc=claim, previous=1)
     done = sc.wait_finished(cluster, "r1")
-    assert done["status"]["error"] is None, done["status"]
+    assert done["status"].get("error") is None, done["status"]
     assert [s["method"] for s in done["status"]["stopped"]] == ["pvcRetention"]
     after = cluster.kube.get(k.PVCS, claim, cluster.ns)
     assert after["metadata"]["uid"] == before["metadata"]["uid"], "the restored PVC was deleted and recreated"
@@ -95,7 +95,7 @@ def test_an_annotation_changed_after_its_claim_becomes_one_more_restore(cluster,
         (r.get("status") or {}).get("phase") == "Finished" for r in rs) else None)(sc.restores(cluster)),
         timeout=90, message="two finished restores")
     assert sorted(r["spec"].get("previous") for r in both) == [1, 2]
-    assert all(r["status"]["error"] is None for r in both), [r["status"] for r in both]
+    assert all(r["status"].get("error") is None for r in both), [r["status"] for r in both]
     annotations = cluster.kube.get(k.PVCS, sc.PVC, cluster.ns)["metadata"].get("annotations") or {}
     assert model.RESTORE_ANNOTATION not in annotations and CLAIM_ANNOTATION not in annotations
     sc.assert_cleaned_up(cluster, statefulset=0, deployment=1)
@@ -113,7 +113,7 @@ def test_a_second_writer_during_the_mover_is_stopped_again(cluster, controller):
              message="the SecondWriter warning")
     wait_for(lambda: cluster.replicas(k.DEPLOYMENTS, "web") == 0, message="the second writer scaled back to 0")
     done = sc.wait_finished(cluster, "r1")
-    assert done["status"]["error"] is None, done["status"]
+    assert done["status"].get("error") is None, done["status"]
     sc.assert_cleaned_up(cluster, statefulset=0, deployment=2)
 
 
@@ -147,7 +147,7 @@ def test_a_workload_deleted_during_scale_down_does_not_stall_the_restore(cluster
         message="the deletion noted")
     cluster.kube.patch(k.PODS, stuck["metadata"]["name"], cluster.ns, {"metadata": {"finalizers": None}})
     done = sc.wait_finished(cluster, "r1")
-    assert done["status"]["error"] is None, done["status"]
+    assert done["status"].get("error") is None, done["status"]
     assert cluster.replicas(k.STATEFULSETS, "db") == 2
 
 
@@ -207,7 +207,7 @@ def test_a_stale_list_never_undoes_a_finished_reconcile(cluster, kube, portal, m
     monkeypatch.setattr(loop_module.phases, "reconcile", real_reconcile)
     monkeypatch.setattr(ctl, "_list", real_list)
     done = cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns)
-    assert done["status"]["phase"] == "Finished" and done["status"]["error"] is None, done["status"]
+    assert done["status"]["phase"] == "Finished" and done["status"].get("error") is None, done["status"]
     assert cluster.kube.list(k.REPLICATION_DESTINATIONS, cluster.ns) == [], "a stale copy created a destination"
     poll()
     sc.assert_cleaned_up(cluster, statefulset=0, deployment=1)

@@ -127,7 +127,7 @@ def test_flux_kustomization_is_suspended_and_resumed(eco_cluster):
     managed_deployment(cluster, labels={"kustomize.toolkit.fluxcd.io/name": "apps",
                                         "kustomize.toolkit.fluxcd.io/namespace": cluster.ns})
     done = restore(cluster)
-    assert done["status"]["error"] is None, done["status"]
+    assert done["status"].get("error") is None, done["status"]
     assert [(s["kind"], s["method"]) for s in done["status"]["stopped"]] == [("Kustomization", "suspend")]
     assert cluster.simulator_record(done["status"]["replicationDestination"])["podsMountingPVC"] == []
     assert "suspend" not in cluster.kube.get(KUSTOMIZATIONS, "apps", cluster.ns)["spec"]
@@ -145,7 +145,7 @@ def test_argo_application_automated_sync_is_turned_off_and_back(eco_cluster):
     managed_deployment(cluster, annotations={"argocd.argoproj.io/tracking-id":
                                              f"shop:apps/Deployment:{cluster.ns}/web"})
     done = restore(cluster)
-    assert done["status"]["error"] is None, done["status"]
+    assert done["status"].get("error") is None, done["status"]
     [stop] = done["status"]["stopped"]
     assert stop["method"] == "argoAutomated" and json.loads(stop["original"]) == automated
     assert cluster.simulator_record(done["status"]["replicationDestination"])["podsMountingPVC"] == []
@@ -167,7 +167,7 @@ def test_keda_scaled_object_is_paused_and_hpa_reported(eco_cluster):
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
                  "minReplicas": 1, "maxReplicas": 4}}, cluster.ns)
     done = restore(cluster)
-    assert done["status"]["error"] is None, done["status"]
+    assert done["status"].get("error") is None, done["status"]
     assert [(s["kind"], s["method"], s["original"]) for s in done["status"]["stopped"]] == \
         [("ScaledObject", "kedaPause", None)]
     assert any("HorizontalPodAutoscaler web-hpa" in n for n in done["status"]["notes"])
@@ -208,7 +208,7 @@ def test_crash_at_each_gitops_and_autoscaler_step(eco, portal, point, tmp_path):
     again = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         done = sc.wait_finished(cluster, "r1")
-        assert done["status"]["error"] is None, done["status"]
+        assert done["status"].get("error") is None, done["status"]
         assert cluster.kube.get(KUSTOMIZATIONS, "apps", ns)["spec"]["suspend"] is False
         assert "autoscaling.keda.sh/paused-replicas" not in \
             (cluster.kube.get(SCALED_OBJECTS, "web", ns)["metadata"].get("annotations") or {})

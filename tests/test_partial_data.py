@@ -68,7 +68,7 @@ def test_a_retry_takes_the_held_workloads_over_and_brings_them_back(cluster, con
     cluster.simulate(snapshots={sc.REPOSITORY: sc.SNAPSHOTS}, result="Successful")
     create(cluster, "r2", previous=1)
     r2 = sc.wait_finished(cluster, "r2")
-    assert r2["status"]["error"] is None, r2["status"]
+    assert r2["status"].get("error") is None, r2["status"]
     assert r2["status"]["inheritedFrom"] == "r1"
     assert {(o["kind"], o["replicas"]) for o in r2["status"]["pvcOwners"]} == {("Deployment", 3), ("StatefulSet", 2)}
     r1 = sc.wait_finished(cluster, "r1")  # no longer holding: its finalizer is gone

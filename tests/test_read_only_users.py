@@ -53,7 +53,7 @@ def finished_restore(cluster, controller, kubeconfig) -> str:
     assert result.exit_code == 0, result.output
     name = result.output.splitlines()[0]
     restore = sc.wait_finished(cluster, name)
-    assert restore["status"]["error"] is None and restore["status"]["replicationDestination"]
+    assert restore["status"].get("error") is None and restore["status"]["replicationDestination"]
     return name
 
 

@@ -69,7 +69,7 @@ def test_rclone_source_restores_latest(cluster, controller):
     controller()
     create(cluster)
     restore = sc.wait_finished(cluster, "r1")
-    assert restore["status"]["error"] is None
+    assert restore["status"].get("error") is None
     record = cluster.simulator_record(restore["status"]["replicationDestination"])
     assert record["section"] == "rclone" and record["podsMountingPVC"] == []
     sc.assert_cleaned_up(cluster, statefulset=0)

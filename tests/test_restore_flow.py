@@ -11,13 +11,13 @@ from tests import scenario as sc
 from tests.helpers import wait_for
 
 
-def test_annotation_restores_latest_with_workloads_down(cluster, controller):
+def test_annotation_restores_latest_with_workloads_down(cluster, controller, control_plane):
     sc.setup(cluster)
     controller()
     sc.annotate(cluster, "")
     restore = sc.wait_finished(cluster)
     status = restore["status"]
-    assert status["error"] is None, status
+    assert status.get("error") is None, status
     assert status["restoredSnapshot"] == "cccc3333"
     assert restore["metadata"]["name"].startswith("data-")
     assert restore["spec"] == {"pvc": "data"}
@@ -32,6 +32,8 @@ def test_annotation_restores_latest_with_workloads_down(cluster, controller):
     assert [c["reason"] for c in status["conditions"] if c["type"] == "Ready"] == ["Succeeded"]
     sc.assert_cleaned_up(cluster)
     assert len(sc.restores(cluster)) == 1
+    table = control_plane.kubectl("get", "pvcrestores", "-n", cluster.ns).stdout
+    assert "ERROR" in table and "<no value>" not in table, table  # absent: an empty cell
 
 
 @pytest.mark.parametrize("how,spec,expected", [
@@ -49,7 +51,7 @@ def test_snapshot_selection(cluster, controller, how, spec, expected):
     else:
         sc.annotate(cluster, spec)
     restore = sc.wait_finished(cluster)
-    assert restore["status"]["error"] is None
+    assert restore["status"].get("error") is None
     assert restore["status"]["restoredSnapshot"] == expected
     assert cluster.simulator_record(restore["status"]["replicationDestination"])["snapshot"] == expected
     sc.assert_cleaned_up(cluster, deployment=1, statefulset=0)

@@ -72,6 +72,6 @@ def test_crash_during_the_safety_backup(cluster, controller_process, point):
     assert crashed.wait(timeout=90) == -9
     controller_process()
     done = sc.wait_finished(cluster, "r1")
-    assert done["status"]["error"] is None and done["status"]["restoredSnapshot"] == "bbbb2222"
+    assert done["status"].get("error") is None and done["status"]["restoredSnapshot"] == "bbbb2222"
     assert cluster.kube.get(k.REPLICATION_SOURCES, sc.SOURCE, cluster.ns)["spec"]["trigger"] == \
         {"schedule": "0 * * * *"}
