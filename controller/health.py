@@ -1,5 +1,6 @@
 """``/healthz`` (the loop is alive: it completed a poll, or an election round, recently) and ``/readyz``
-(connected to the API server and, with leader election, leading or standing by healthily)."""
+(connected to the API server and, with leader election, leading or standing by healthily; and no restore's Finalize
+refused by the API server, which would leave its workloads scaled down)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ class Health:
         self.last_loop = 0.0      # monotonic time of the last completed poll or election round
         self.last_api_ok = 0.0    # monotonic time of the last successful API call
         self.election_ok = True   # False when election is on and the last lease read/write failed
+        #: "namespace/name: what was refused" of each restore whose Finalize the API server refuses (401/403);
+        #: replaced as a whole by the loop
+        self.finalize_blocked: tuple[str, ...] = ()
 
     def alive(self) -> tuple[bool, str]:
         age = time.monotonic() - self.last_loop
@@ -32,6 +36,10 @@ class Health:
             return False, "not connected to the Kubernetes API server"
         if not self.election_ok:
             return False, "leader election is failing"
+        blocked = self.finalize_blocked
+        if blocked:
+            return False, (f"Finalize blocked (refused by the API server) for {len(blocked)} restore(s); their "
+                           "workloads stay scaled down until it is fixed: " + "; ".join(blocked))
         return True, "ok"
 
 

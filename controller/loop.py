@@ -11,18 +11,26 @@ is skipped for that poll and logged; the other namespaces carry on.
 Annotated PVCs become PVCRestores; stale locks are deleted; and every PVCRestore that is not Finished gets a
 reconcile task. Tasks run concurrently (bounded by ``workers``) and a poll never waits for them, so one slow restore
 never delays another; a restore whose previous task is still running is skipped until it ends.
+
+A restore whose Finalize the API server refuses (401/403: a permission removed, credentials no longer valid) keeps
+its workloads scaled down until that is fixed, so it is not only a retried warning: a Warning Event
+``FinalizeBlocked`` on the PVCRestore names the refused permission (at most once per
+``Settings.finalize_blocked_event_interval`` per restore), the gauge ``pvc_restore_finalize_blocked`` counts such
+restores, and ``/readyz`` answers 503 while there is one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 import time
 from typing import Any
 
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks
-from kubectl_pvc_restore.model import FINALIZER, PVCRestore
+from kubectl_pvc_restore.model import FINALIZER, Phase, PVCRestore
 
 from . import metrics, phases
 from .health import Health
@@ -35,6 +43,40 @@ from .triggers import Triggers, wants_restore
 log = logging.getLogger("pvc-restore.loop")
 #: Namespaces listed at the same time in one poll when the controller is limited to a list of namespaces.
 LIST_CONCURRENCY = 8
+#: The API server's RBAC denial: ``User "..." cannot patch resource "deployments/scale" in API group "apps" in the
+#: namespace "ns"``.
+_DENIED = re.compile(r'cannot (?P<verb>[a-z]+) resource "(?P<resource>[^"]+)" in API group "(?P<group>[^"]*)"'
+                     r'(?: in the namespace "(?P<namespace>[^"]+)")?')
+
+
+@dataclasses.dataclass
+class Blocked:
+    """A restore whose last Finalize attempt the API server refused (401/403)."""
+
+    key: str             # namespace/name
+    problem: str         # what was refused, for /readyz and the log
+    last_event: float    # monotonic time of its last FinalizeBlocked event
+
+
+def blocked_message(run: phases.Run, exc: k.Forbidden) -> tuple[str, str]:
+    """(the refused permission in a few words, the FinalizeBlocked event's message)."""
+    r = run.r
+    text = str(exc)
+    what = text.split(": permission denied", 1)[0]
+    denied = _DENIED.search(text)
+    if exc.code == 401:
+        problem = "the API server rejects the controller's credentials (HTTP 401: token expired or revoked?)"
+    elif denied:
+        group = denied["group"]
+        where = f" in namespace {denied['namespace']}" if denied["namespace"] else " (cluster-wide)"
+        problem = (f"the controller may not {denied['verb']} {denied['resource']}"
+                   f"{f' (API group {group})' if group else ''}{where} (HTTP 403)")
+    else:
+        problem = f"permission denied (HTTP {exc.code or 403}): {text}"
+    message = (f"Finalize cannot finish: {problem} (refused: {what}). The workloads of PVC {r.spec.pvc} stay "
+               f"scaled down until this is fixed; the controller keeps retrying. "
+               f"See: kubectl pvc-restore describe -n {r.namespace} {r.name}")
+    return problem, message
 
 
 class Controller:
@@ -53,6 +95,8 @@ class Controller:
         self.finished_at: dict[str, float] = {}
         #: namespace -> the error that kept it out of the last poll (only when limited to several namespaces)
         self.skipped: dict[str, str] = {}
+        #: uid -> restores in Finalize whose last reconcile the API server refused (401/403)
+        self.blocked: dict[str, Blocked] = {}
 
     @property
     def active(self) -> bool:
@@ -63,6 +107,8 @@ class Controller:
         """Leadership lost: cancel every reconcile in flight so nothing acts after another replica may lead."""
         for task in self.tasks.values():
             task.cancel()
+        self.blocked.clear()  # another replica acts now: its own signal counts
+        self._publish_blocked()
 
     @staticmethod
     def _needs_work(restore: PVCRestore) -> bool:
@@ -142,6 +188,7 @@ class Controller:
         await prune_history(self.kube, models, max_age=self.settings.history_max_age,
                             max_count=self.settings.history_max_count)
         metrics.set_in_progress([m.phase.value for m in models if not m.finished])
+        self._forget_unblocked(models, complete, listed_at)
         moment = time.monotonic()
         for obj, model in zip(restores, models):
             if not self._needs_work(model):
@@ -172,8 +219,15 @@ class Controller:
             try:
                 await phases.reconcile(run)
                 self.backoff.pop(run.r.uid, None)
+                self._unblock(run.r.uid)
             except k.Conflict:
                 log.debug("changed while reconciling; retrying on the next poll", extra=run.fields())
+            except k.Forbidden as exc:
+                delay = self._back_off(run.r.uid)
+                if run.r.phase == Phase.FINALIZE:
+                    await self._finalize_blocked(run, exc, delay)
+                else:
+                    log.warning("%s (retrying in %.1fs)", exc, delay, extra=run.fields())
             except k.KubeError as exc:
                 delay = self._back_off(run.r.uid)
                 log.warning("%s (retrying in %.1fs)", exc, delay, extra=run.fields())
@@ -182,6 +236,49 @@ class Controller:
                 log.exception("unexpected error (retrying in %.1fs)", delay, extra=run.fields())
             finally:
                 self.finished_at[run.r.uid] = time.monotonic()
+
+    # -- Finalize refused by the API server ---------------------------------------------------------------------
+
+    async def _finalize_blocked(self, run: phases.Run, exc: k.Forbidden, delay: float) -> None:
+        """Finalize of this restore was refused (401/403): its workloads stay scaled down until someone fixes the
+        permission. Say so loudly: a Warning Event (at most once per interval), the gauge, /readyz."""
+        problem, message = blocked_message(run, exc)
+        uid = run.r.uid
+        entry = self.blocked.get(uid)
+        moment = time.monotonic()
+        if entry is None:
+            entry = self.blocked[uid] = Blocked(run.r.key, problem, float("-inf"))
+        entry.problem = problem
+        self._publish_blocked()
+        if moment - entry.last_event >= self.settings.finalize_blocked_event_interval:
+            entry.last_event = moment
+            log.error("%s (%s; retrying in %.1fs)", message, exc, delay, extra=run.fields())
+            await run.event("FinalizeBlocked", message, warning=True)  # best effort: events may be refused too
+        else:
+            log.warning("Finalize still blocked: %s (retrying in %.1fs)", exc, delay, extra=run.fields())
+
+    def _unblock(self, uid: str) -> None:
+        entry = self.blocked.pop(uid, None)
+        if entry is not None:
+            log.info("Finalize of %s is no longer refused", entry.key)
+            self._publish_blocked()
+
+    def _forget_unblocked(self, models: list[PVCRestore], complete: bool, listed_at: float) -> None:
+        """Each poll: drop restores that left Finalize (or are gone), then publish the gauge and /readyz. A restore
+        whose reconcile runs, or ended after the list was asked for, is judged by that reconcile, not the list."""
+        phase = {m.uid: m.phase for m in models}
+        for uid in list(self.blocked):
+            task = self.tasks.get(uid)
+            if (task is not None and not task.done()) or self.finished_at.get(uid, float("-inf")) >= listed_at:
+                continue
+            if (uid in phase and phase[uid] != Phase.FINALIZE) or (uid not in phase and complete):
+                self._unblock(uid)
+        self._publish_blocked()
+
+    def _publish_blocked(self) -> None:
+        metrics.FINALIZE_BLOCKED.set(len(self.blocked))
+        if self.health is not None:
+            self.health.finalize_blocked = tuple(sorted(f"{b.key}: {b.problem}" for b in self.blocked.values()))
 
     def _back_off(self, uid: str) -> float:
         count = self.backoff.get(uid, (0, 0.0))[0] + 1

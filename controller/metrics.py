@@ -16,6 +16,9 @@ POLL_DURATION = Histogram("pvc_restore_poll_duration_seconds", "Duration of one 
 API_ERRORS = Counter("pvc_restore_api_errors", "Failed Kubernetes API calls, by verb and HTTP status "
                      "(0: no answer).", ["verb", "status"])
 LEADER = Gauge("pvc_restore_leader", "1 while this replica holds the leader lease (or election is off).")
+FINALIZE_BLOCKED = Gauge("pvc_restore_finalize_blocked", "PVCRestores whose Finalize the API server refused (HTTP "
+                         "401/403) at the last attempt: their workloads stay scaled down until that is fixed "
+                         "(see their FinalizeBlocked events).")
 
 PHASES = ("Initialize", "ScaleDown", "Restore", "Finalize")
 

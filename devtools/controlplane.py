@@ -7,7 +7,14 @@ adds kwok nodes so pods get scheduled, run and terminate like real ones, install
 PVCRestore CRD, and tears it all down.
 
     python -m devtools.controlplane up [--name NAME]      # prints the kubeconfig path
+    python -m devtools.controlplane up --name short-tokens \
+        --kube-apiserver-flag service-account-max-token-expiration=1h \
+        --kube-apiserver-flag service-account-extend-token-expiration=false
     python -m devtools.controlplane down [--name NAME]
+
+Extra kube-apiserver flags (``ControlPlane(apiserver_flags={...})``, ``--kube-apiserver-flag KEY=VALUE``) are passed
+with kwokctl's ``--extra-args kube-apiserver=KEY=VALUE``; give such a cluster a name of its own (the default cluster
+has none).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Mapping
 
 REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "scripts" / "build-controlplane.sh"
@@ -34,8 +42,15 @@ def build() -> Path:
 
 class ControlPlane:
     def __init__(self, name: str = "pvc-restore", *, workdir: Path | None = None, nodes: int = 2,
-                 pvcrestore_crd: bool = True, ecosystem_crds: bool = False) -> None:
+                 pvcrestore_crd: bool = True, ecosystem_crds: bool = False,
+                 apiserver_flags: Mapping[str, str] | None = None) -> None:
         self.name = name
+        #: Extra kube-apiserver flags, without the leading dashes: {"service-account-max-token-expiration": "1h"}.
+        self.apiserver_flags = dict(apiserver_flags or {})
+        for flag in self.apiserver_flags:
+            if not flag or flag.startswith("-") or "=" in flag:
+                raise ValueError(f"{flag!r}: give kube-apiserver flags without dashes, e.g. "
+                                 "{'service-account-max-token-expiration': '1h'}")
         self.pvcrestore_crd = pvcrestore_crd
         self.ecosystem_crds = ecosystem_crds
         self.nodes = nodes
@@ -84,6 +99,8 @@ class ControlPlane:
             "--kube-controller-manager-binary", str(b / "kube-controller-manager"),
             "--kube-scheduler-binary", str(b / "kube-scheduler"),
             "--kwok-controller-binary", str(b / "kwok"),
+            *[arg for flag, value in self.apiserver_flags.items()
+              for arg in ("--extra-args", f"kube-apiserver={flag}={value}")],
             "--wait", "120s", "--quiet-pull",
             capture=True,
         )
@@ -133,8 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["build", "up", "down"])
     parser.add_argument("--name", default="pvc-restore")
     parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--kube-apiserver-flag", action="append", default=[], metavar="KEY=VALUE",
+                        help="an extra kube-apiserver flag without its dashes (repeatable), e.g. "
+                             "service-account-max-token-expiration=1h")
     args = parser.parse_args(argv)
-    cp = ControlPlane(args.name, nodes=args.nodes)
+    flags = {}
+    for item in args.kube_apiserver_flag:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--kube-apiserver-flag {item!r}: expected KEY=VALUE")
+        flags[key.lstrip("-")] = value
+    cp = ControlPlane(args.name, nodes=args.nodes, apiserver_flags=flags)
     if args.action == "build":
         print(build())
     elif args.action == "up":

@@ -4,6 +4,12 @@ Everything goes through ``Kube``: a thin async layer over kr8s's authenticated H
 dicts, sets HTTP timeouts (kr8s sets none), asks for metadata-only lists where that is enough, uses the ``/scale``
 subresource, guards writes with resourceVersion preconditions, and turns API failures into a few exception types
 that carry a message fit for a user. kr8s is imported lazily so that CLI start-up stays fast.
+
+Credentials that change while the process runs (a projected ServiceAccount token the kubelet rewrites, a kubeconfig
+``tokenFile``, an exec plugin's short-lived token or certificate) are loaded again when the API server answers 401,
+and the request is sent once more: see ``Kube.request``. kr8s alone does not cover this: it reauthenticates only
+inside ``raise_for_status=True`` calls (never used here), it ignores ``tokenFile`` altogether, and it replaces its
+HTTP session under requests still in flight.
 """
 
 from __future__ import annotations
@@ -11,8 +17,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
+import os
 import re
-import warnings
+import time
 from typing import Any
 
 from . import model, names
@@ -21,6 +29,10 @@ DEFAULT_TIMEOUT = 15.0
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+#: After a 401 that fresh credentials did not cure (they were the same), credentials are not loaded again for this
+#: long: a burst of 401s must not become a burst of exec-plugin runs.
+REAUTH_MIN_INTERVAL = 1.0
+log = logging.getLogger("pvc-restore.kube")
 
 
 class KubeError(Exception):
@@ -164,6 +176,58 @@ def _error_from_response(response: Any, what: str) -> KubeError:
     return KubeError(f"{what}: {message}", code=code, reason=reason)
 
 
+def _file_bytes(path: Any) -> bytes | None:
+    if not path:
+        return None
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _token_from_file(auth: Any) -> str | None:
+    """The token in the ``tokenFile`` of the kubeconfig user kr8s loaded (kr8s ignores the field; kubectl reads it).
+    As in client-go: ``token`` wins when both are set, and a relative path is relative to the kubeconfig file that
+    defines the user. ValueError when the file cannot be read."""
+    user = getattr(auth, "_user", None) or {}
+    path = user.get("tokenFile")
+    if not path or user.get("token"):
+        return None
+    name = (getattr(auth, "_context", None) or {}).get("user")
+    if not isinstance(path, str):
+        raise ValueError(f"the tokenFile of kubeconfig user {name!r} must be a path")
+    path = os.path.expanduser(path)
+    if not os.path.isabs(path):
+        defined_in = None
+        for config in getattr(getattr(auth, "kubeconfig", None), "_configs", []):  # the last definition wins
+            if any(u.get("name") == name for u in (config.raw or {}).get("users") or []):
+                defined_in = getattr(config, "path", None)
+        if defined_in:
+            path = os.path.join(os.path.dirname(str(defined_in)), path)
+    try:
+        with open(path) as f:
+            token = f.read().strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read the tokenFile {path} of kubeconfig user {name!r}: {exc}") from None
+    return token or None
+
+
+def _remove_unused_copies(fresh: Any, live: Any) -> None:
+    """kr8s writes ``*-data`` certificates and keys of a kubeconfig to new temporary files on every load: remove those
+    of a reload that the live client did not take (a private key must not pile up in /tmp at every 401)."""
+    user, cluster = getattr(fresh, "_user", None) or {}, getattr(fresh, "_cluster", None) or {}
+    copies = (("client-certificate-data", user, "client_cert_file"), ("client-key-data", user, "client_key_file"),
+              ("certificate-authority-data", cluster, "server_ca_file"))
+    for field, section, attr in copies:
+        path = getattr(fresh, attr, None)
+        if field in section and path and path != getattr(live, attr, None):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
 class Kube:
     """Async access to one cluster. Create with ``await Kube.connect(...)``."""
 
@@ -174,6 +238,12 @@ class Kube:
         #: Called after every request with (method, HTTP status or None when there was no answer); the controller
         #: counts API errors and tracks connectivity with it.
         self.observer: Any = None
+        # Credentials reloads after a 401 (``_reauthenticate``): one at a time; the generation counts the changes,
+        # so that requests refused with the old credentials just retry with the ones another request loaded.
+        self._auth_lock = asyncio.Lock()
+        self._auth_generation = 0
+        self._auth_unchanged_at = float("-inf")
+        self._retired_sessions: set[Any] = set()
 
     @classmethod
     async def connect(
@@ -188,17 +258,25 @@ class Kube:
         import kr8s
         import kr8s.asyncio
 
+        async def open_api() -> Any:
+            # A client of our own (not kr8s.api()'s per-thread cache, which hands back an existing client whose
+            # session keeps the credentials it was created with).
+            api = kr8s.asyncio.Api(bypass_factory=True, kubeconfig=kubeconfig, context=context, namespace=namespace)
+            await api.auth  # kr8s loads the kubeconfig (running an exec plugin) or the in-cluster service account
+            token = _token_from_file(api.auth)  # kr8s ignores a kubeconfig user's tokenFile
+            if token:
+                api.auth.token = token
+            await api.version()  # reach the server now: a wrong address fails here, not on the first call
+            return api
+
         try:
-            with warnings.catch_warnings():  # kr8s warns about servers newer than it was tested with
-                warnings.filterwarnings("ignore", message="Kubernetes version .* is not supported")
-                # kr8s asks the server for /version while connecting, before a timeout can be set on its session.
-                api = await asyncio.wait_for(
-                    kr8s.asyncio.api(kubeconfig=kubeconfig, context=context, namespace=namespace), timeout)
+            # kr8s asks the server for /version while connecting, before a timeout can be set on its session.
+            api = await asyncio.wait_for(open_api(), timeout)
         except asyncio.TimeoutError as exc:
             raise Unreachable(f"cannot reach the Kubernetes API server: no answer within {timeout:g}s") from exc
         except (httpx.TransportError, kr8s.APITimeoutError, OSError) as exc:
             raise Unreachable(f"cannot reach the Kubernetes API server: {exc or type(exc).__name__}") from exc
-        except ValueError as exc:  # kr8s: no kubeconfig / no such context
+        except ValueError as exc:  # kr8s: no kubeconfig / no such context; an unreadable tokenFile
             raise Unreachable(f"cannot load Kubernetes credentials: {exc}") from exc
         api.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
         return cls(api, namespace=namespace)
@@ -231,27 +309,108 @@ class Kube:
             kwargs["content"] = json.dumps(body)
         if params:
             kwargs["params"] = {k: v for k, v in params.items() if v is not None}
-        try:
-            # kr8s joins base and url with "/": give it the path up to the last segment as the base.
-            head, _, tail = url.rpartition("/")
-            async with self.api.call_api(method, version="", base=head, url=tail, raise_for_status=False,
-                                         **kwargs) as response:
+        # kr8s joins base and url with "/": give it the path up to the last segment as the base.
+        head, _, tail = url.rpartition("/")
+        for attempt in (1, 2):
+            generation = self._auth_generation
+            try:
+                async with self.api.call_api(method, version="", base=head, url=tail, raise_for_status=False,
+                                             **kwargs) as response:
+                    if self.observer:
+                        self.observer(method, response.status_code)
+                    if not response.is_error:
+                        return response.json() if response.content else None
+                    error = _error_from_response(response, what)
+            except kr8s.ServerError as exc:  # only with raise_for_status=True (kr8s's own 401/403 retries)
                 if self.observer:
-                    self.observer(method, response.status_code)
-                if response.is_error:
-                    raise _error_from_response(response, what)
-                return response.json() if response.content else None
-        except KubeError:
-            raise
-        except kr8s.ServerError as exc:  # 401/403 retries exhausted inside kr8s
-            if self.observer:
-                self.observer(method, exc.response.status_code)
-            raise _error_from_response(exc.response, what) from exc
-        except (httpx.TransportError, kr8s.APITimeoutError) as exc:
-            if self.observer:
-                self.observer(method, None)
-            raise Unreachable(f"{what}: cannot reach the Kubernetes API server at {self.server}: "
-                              f"{exc or type(exc).__name__}") from exc
+                    self.observer(method, exc.response.status_code)
+                raise _error_from_response(exc.response, what) from exc
+            except (httpx.TransportError, kr8s.APITimeoutError) as exc:
+                if self.observer:
+                    self.observer(method, None)
+                raise Unreachable(f"{what}: cannot reach the Kubernetes API server at {self.server}: "
+                                  f"{exc or type(exc).__name__}") from exc
+            # 401: the credentials are no longer valid (an expired or rotated token). Load them again from where
+            # they came from and send the request once more; a second 401, or credentials that did not change,
+            # is the error. (403 is authorization: other credentials would not change it.)
+            if error.code != 401 or attempt == 2 or not await self._reauthenticate(generation):
+                raise error
+            log.info("%s: the API server refused the credentials (401); retrying with reloaded credentials", what)
+        raise AssertionError("unreachable")
+
+    async def _reauthenticate(self, used: int) -> bool:
+        """After a 401 to a request sent with credentials generation ``used``: True when it should be sent again
+        (the credentials changed, in this call or meanwhile in another request's)."""
+        async with self._auth_lock:
+            if self._auth_generation != used:
+                return True
+            if time.monotonic() - self._auth_unchanged_at < REAUTH_MIN_INTERVAL:
+                return False
+            try:
+                changed = await self._reload_credentials()
+            except Exception as exc:  # noqa: BLE001 - kr8s has no exception type for credential problems
+                log.warning("cannot reload the Kubernetes credentials after a 401: %s: %s", type(exc).__name__, exc)
+                changed = False
+            if changed:
+                self._auth_generation += 1
+                log.info("Kubernetes credentials reloaded")
+            else:
+                self._auth_unchanged_at = time.monotonic()
+            return changed
+
+    async def _reload_credentials(self) -> bool:
+        """Load the credentials again, as kr8s loaded them at the start (a fresh ``KubeAuth`` with the same kubeconfig,
+        context and service account: in-cluster it reads the token file again; from a kubeconfig it reads the file
+        again and runs its exec plugin again), plus the kubeconfig user's ``tokenFile``, which kr8s ignores. The live
+        client takes the new token (the session's header: requests in flight are not disturbed) or, for a new client
+        certificate, a new session. False when nothing changed."""
+        from kr8s._auth import KubeAuth
+
+        api = self.api
+        auth = api.auth
+        fresh = KubeAuth(url=getattr(api, "_url", None), kubeconfig=getattr(api, "_kubeconfig", None),
+                         serviceaccount=getattr(api, "_serviceaccount", None),
+                         namespace=getattr(auth, "_namespace", None), context=getattr(auth, "_use_context", None))
+        try:
+            await asyncio.wait_for(fresh.reauthenticate(), self._timeout())
+            token = _token_from_file(fresh) or fresh.token
+            certs = (_file_bytes(fresh.client_cert_file), _file_bytes(fresh.client_key_file))
+            certs_changed = any(certs) and certs != (_file_bytes(auth.client_cert_file),
+                                                     _file_bytes(auth.client_key_file))
+            token_changed = bool(token) and token != auth.token
+            if not (token_changed or certs_changed):
+                return False
+            if token_changed:
+                auth.token = token
+            if certs_changed:
+                auth.client_cert_file, auth.client_key_file = fresh.client_cert_file, fresh.client_key_file
+                await self._replace_session()
+            elif api._session is not None:
+                api._session.headers["Authorization"] = f"Bearer {token}"
+            return True
+        finally:
+            _remove_unused_copies(fresh, auth)
+
+    def _timeout(self) -> float:
+        timeout = getattr(self.api, "timeout", None)
+        return float(getattr(timeout, "read", None) or DEFAULT_TIMEOUT)
+
+    async def _replace_session(self) -> None:
+        """A new kr8s session (new TLS client certificate). The old one is closed only once requests in flight on it
+        must have ended (they are bounded by the timeout); kr8s's own ``_create_session`` would close it at once."""
+        old = self.api._session
+        self.api._session = None
+        await self.api._create_session()
+        if old is None:
+            return
+        loop = asyncio.get_running_loop()
+
+        def close() -> None:
+            task = loop.create_task(old.aclose())
+            self._retired_sessions.add(task)
+            task.add_done_callback(self._retired_sessions.discard)
+
+        loop.call_later(self._timeout() + 5.0, close)
 
     async def version(self) -> dict[str, Any]:
         return await self.api.version()
