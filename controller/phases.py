@@ -253,15 +253,18 @@ async def check_pvc(run: Run) -> None:
     if run.status.pvc_uid is None:
         return
     pvc = await run.kube.get_or_none(k.PVCS, run.r.spec.pvc, run.ns)
+    # The volume the restore was about is gone: there is no partial data of it to guard, so the workloads come back
+    # (untouched), as they would after someone deleted their PVC without a restore.
     if pvc is None:
         raise Failed(f"PersistentVolumeClaim {run.r.spec.pvc} was deleted during the restore; nothing more was "
-                     "restored")
+                     "restored", untouched=True)
     if pvc["metadata"]["uid"] != run.status.pvc_uid:
         raise Failed(f"PersistentVolumeClaim {run.r.spec.pvc} was deleted and created again during the restore (uid "
                      f"{run.status.pvc_uid} is now {pvc['metadata']['uid']}): it is another volume; nothing more was "
-                     "restored")
+                     "restored", untouched=True)
     if pvc["metadata"].get("deletionTimestamp"):
-        raise Failed(f"PersistentVolumeClaim {run.r.spec.pvc} is being deleted; nothing more was restored")
+        raise Failed(f"PersistentVolumeClaim {run.r.spec.pvc} is being deleted; nothing more was restored",
+                     untouched=True)
 
 
 # -- ScaleDown ----------------------------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def test_a_stale_list_never_undoes_a_finished_reconcile(cluster, kube, portal, m
     from controller.loop import Controller
     from controller.settings import Settings
 
-    sc.setup(cluster, statefulset=0, deployment=1, delay=0.5)
+    sc.setup(cluster, statefulset=0, deployment=1, result="Hang")  # the test finishes the sync itself, below
     ctl = Controller(kube.kube, Settings(namespace=cluster.ns, poll_interval=0.2, restore_timeout=30.0,
                                          scale_down_timeout=60.0, health_address="", metrics_address=""))
 
@@ -175,15 +175,17 @@ def test_a_stale_list_never_undoes_a_finished_reconcile(cluster, kube, portal, m
 
     create(cluster)
 
-    def mover_done():
+    def mover_started():
+        poll()
         status = cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns).get("status") or {}
-        rd = cluster.kube.get_or_none(k.REPLICATION_DESTINATIONS, status["replicationDestination"], cluster.ns) \
-            if status.get("replicationDestination") else None
-        if status.get("phase") == "Restore" and rd and (rd.get("status") or {}).get("lastManualSync"):
-            return True
-        poll()  # not there yet: one more step (a poll that sees the mover done goes on to Finished at once)
-        return False
-    wait_for(mover_done, message="the restore in Restore with its mover done")
+        return status if status.get("phase") == "Restore" and status.get("moverStarted") else None
+    status = wait_for(mover_started, message="the restore in Restore with its mover started")
+    # Acting as volsync, with no poll running: the sync ends as the mover writes it (what the simulator would do).
+    cluster.kube.patch(k.REPLICATION_DESTINATIONS, status["replicationDestination"], cluster.ns, {"status": {
+        "lastManualSync": status["trigger"], "lastSyncTime": model.format_time(model.now()),
+        "latestMoverStatus": {"result": "Successful", "logs": "restoring <Snapshot cccc3333 of [/data]> to .\n"
+                                                              "Restic completed in 1s\n=== Done ===\n"}}},
+        subresource="status")
 
     gate = asyncio.Event()
     real_reconcile, real_list = phases.reconcile, ctl._list

@@ -80,7 +80,7 @@ def test_locks_screen_clears_a_stale_lock_and_refuses_a_live_one(cluster, contro
     controller(restore_timeout=600, lock_stale_after=3600)
     cluster.kube.create(k.PVC_RESTORES, {"apiVersion": "pvc-restore.homelab-helper.benfiola.com/v1",
                                          "kind": "PVCRestore", "metadata": {"name": "live"},
-                                         "spec": {"pvc": "data"}}, cluster.ns)
+                                         "spec": {"pvc": "data", "partialData": "ScaleBack"}}, cluster.ns)
     sc.wait_phase(cluster, "live", "Restore")
 
     async def scenario():
