@@ -204,3 +204,35 @@ def bind_role(kube: SyncKube, namespace: str, account: str, rules: list[dict[str
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace or namespace}]},
         namespace)
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET on the controller's health or metrics endpoint; (0, "") when nothing answers."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def render_chart_for_namespace(control_plane: Any, release: str, namespace: str, *sets: str) -> list[dict[str, Any]]:
+    """The chart rendered by helm into ``namespace`` with its admission policies scoped to that namespace only (the
+    rest of the suite writes status as the admin), minus the controller's Deployment and Service."""
+    import subprocess
+    from pathlib import Path
+
+    import yaml
+
+    chart = Path(__file__).resolve().parents[1] / "charts" / "pvc-restore"
+    selector = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    args = [a for s in sets for a in ("--set", s)]
+    rendered = subprocess.run(
+        [str(control_plane.bin / "helm"), "template", release, str(chart), "-n", namespace, *args,
+         "--set-json", f"admissionPolicies.namespaceSelector={json.dumps(selector)}"],
+        capture_output=True, text=True, check=True).stdout
+    return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] not in ("Deployment", "Service")]

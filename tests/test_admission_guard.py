@@ -8,7 +8,6 @@ of the suite is not affected.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ import yaml
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, model
 from tests import scenario as sc
-from tests.helpers import SyncKube, identity_kubeconfig, wait_for
+from tests.helpers import SyncKube, identity_kubeconfig, render_chart_for_namespace, wait_for
 
 CHART = Path(__file__).resolve().parents[1] / "charts" / "pvc-restore"
 RCS = k.Resource("v1", "ReplicationController", "replicationcontrollers")
@@ -48,13 +47,7 @@ def guard_policies(cluster, control_plane, configmap_params_kept):
     """The chart rendered into the test's namespace (its ServiceAccount, RBAC and admission policies, scoped to this
     namespace; the mutating one left out), applied with kubectl; removed afterwards."""
     release = f"ag-{uuid.uuid4().hex[:6]}"
-    selector = {"matchLabels": {"kubernetes.io/metadata.name": cluster.ns}}
-    rendered = subprocess.run(
-        [str(control_plane.bin / "helm"), "template", release, str(CHART), "-n", cluster.ns,
-         "--set", "admissionPolicies.recordRequester=false",
-         "--set-json", f"admissionPolicies.namespaceSelector={json.dumps(selector)}"],
-        capture_output=True, text=True, check=True).stdout
-    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] not in ("Deployment", "Service")]
+    docs = render_chart_for_namespace(control_plane, release, cluster.ns, "admissionPolicies.recordRequester=false")
     guard = [d for d in docs if d["kind"].startswith("ValidatingAdmissionPolicy")
              and d["metadata"]["name"].endswith("-guard")]
     assert len(guard) == 2, [d["metadata"]["name"] for d in docs]

@@ -8,8 +8,6 @@ the rest of the suite, which writes status as the cluster admin, is not affected
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +18,7 @@ import yaml
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
 from tests import scenario as sc
-from tests.helpers import SyncKube, bind_role, identity_kubeconfig, wait_for
+from tests.helpers import SyncKube, bind_role, identity_kubeconfig, render_chart_for_namespace, wait_for
 
 CHART = Path(__file__).resolve().parents[1] / "charts" / "pvc-restore"
 REQUESTED_BY = model.REQUESTED_BY_ANNOTATION
@@ -41,13 +39,7 @@ def policies(cluster, control_plane, kubeconfig):
     """The chart rendered into the test's namespace: its ServiceAccount, RBAC and admission policies (scoped to this
     namespace), applied with kubectl; removed afterwards."""
     release = f"ap-{uuid.uuid4().hex[:6]}"
-    selector = {"matchLabels": {"kubernetes.io/metadata.name": cluster.ns}}
-    rendered = subprocess.run(
-        [str(control_plane.bin / "helm"), "template", release, str(CHART), "-n", cluster.ns,
-         "--set", "admissionPolicies.recordRequester=true",
-         "--set-json", f"admissionPolicies.namespaceSelector={json.dumps(selector)}"],
-        capture_output=True, text=True, check=True).stdout
-    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] not in ("Deployment", "Service")]
+    docs = render_chart_for_namespace(control_plane, release, cluster.ns, "admissionPolicies.recordRequester=true")
     kinds = {d["kind"] for d in docs}
     assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy",
             "MutatingAdmissionPolicyBinding"} <= kinds, kinds

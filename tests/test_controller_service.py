@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,20 +19,13 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
 from tests import scenario as sc
 from tests.conftest import free_port
-from tests.helpers import wait_for
+from tests.helpers import http_get, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "pvc-restore"
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
+get = http_get
 
 
 def metric(text: str, name: str, **labels: str) -> float:

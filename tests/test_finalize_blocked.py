@@ -9,8 +9,6 @@ from __future__ import annotations
 import copy
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,7 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
 from tests import scenario as sc
 from tests.conftest import free_port
-from tests.helpers import ROLES, bind_role, identity_kubeconfig, wait_for
+from tests.helpers import http_get, ROLES, bind_role, identity_kubeconfig, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "pvc-restore"
@@ -31,14 +29,7 @@ ACCOUNT = "pvc-restore"
 ROLE = f"{ACCOUNT}-role"
 
 
-def get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError:
-        return 0, ""
+get = http_get
 
 
 def metric(text: str, name: str) -> float | None:
