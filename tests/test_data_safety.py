@@ -121,7 +121,9 @@ def test_an_unrecorded_writer_during_the_mover_fails_the_restore(cluster, contro
     sc.setup(cluster, statefulset=0, deployment=2, delay=6.0)
     controller()
     create(cluster)
-    sc.wait_phase(cluster, "r1", "Restore")
+    # The mover has started (recorded), so the intruder's pods come while it may be writing: partial data.
+    wait_for(lambda: (cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns).get("status") or {}).get("moverStarted"),
+             message="the mover to start")
     cluster.deployment("intruder", replicas=1, pvc=sc.PVC)
     # The mover had started: the PVC may hold partial (and foreign) data, so the workloads are kept stopped.
     done = sc.wait_holding(cluster, "r1")
