@@ -10,32 +10,11 @@ list that ``hold`` writes before anything is scaled.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore import locks, owners as og, plan, stops
+from kubectl_pvc_restore import locks, owners as og, plan, stops, volsync
 from kubectl_pvc_restore.model import Owner
-
-#: volsync's mover Jobs: ``volsync-dst-<ReplicationDestination>`` and ``volsync-src-<ReplicationSource>`` (restic),
-#: ``volsync-rclone-dst-...``/``volsync-rclone-src-...`` (rclone) (internal/controller/mover/*/mover.go).
-_MOVER_JOB = re.compile(r"volsync-(rclone-)?(dst|src)-(?P<owner>.+)")
-
-
-def is_mover_pod(pod: dict[str, Any], *, destination: str | None = None, source: str | None = None) -> bool:
-    """A pod of a volsync mover Job: of the destination ``destination`` (a restore's) or the source ``source`` (its
-    safety backup) when they are given, of any destination otherwise."""
-    for ref in pod["metadata"].get("ownerReferences") or []:
-        match = _MOVER_JOB.fullmatch(ref.get("name") or "") if ref.get("kind") == "Job" else None
-        if match is None:
-            continue
-        if destination is None and source is None:
-            if match[2] == "dst":
-                return True
-        elif (match[2] == "dst" and match["owner"] == destination) or (match[2] == "src" and match["owner"] == source):
-            return True
-    return False
-
 
 async def held_entries(kube: k.Kube, owners: list[Owner]) -> list[str]:
     """``<resource>/<name>`` of each recorded workload, as the admission policy matches requests."""
@@ -66,7 +45,7 @@ async def intruders(kube: k.Kube, namespace: str, pvc: str, *, destination: str 
     """Pods that mount the PVC and are not the restore's volsync movers (its destination's, or its source's during
     the safety backup); terminating ones included: they may still write."""
     return [p for p in await plan.pods_mounting(kube, namespace, pvc)
-            if not is_mover_pod(p, destination=destination or "", source=source or "")]
+            if not volsync.is_mover_pod(p, destination=destination or "", source=source or "")]
 
 
 async def stop_again(kube: k.Kube, namespace: str, pods: list[dict[str, Any]], owners: list[Owner],

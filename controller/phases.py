@@ -359,8 +359,9 @@ async def scale_down(run: Run) -> Phase | None:
 # -- Restore ------------------------------------------------------------------------------------------------------
 
 async def safety_backup(run: Run) -> bool:
-    """spec.safetyBackup: back the current data up through the ReplicationSource (a manual trigger; the source's own
-    trigger is recorded first and put back in Finalize). True once the backup completed."""
+    """spec.safetyBackup: back the current data up first, through a ReplicationSource of the restore's own (owned by
+    it, deleted when the backup is done) that copies the PVC's source but forgets nothing afterwards
+    (``volsync.KEEP_EVERYTHING``). True once the backup completed."""
     status, ns, r = run.status, run.ns, run.r
     backup = status.safety_backup
     if backup and backup.get("completedAt"):
@@ -369,39 +370,69 @@ async def safety_backup(run: Run) -> bool:
     if source is None:
         raise Failed(f"ReplicationSource {status.replication_source} was deleted during the restore")
     if backup is None:
-        backup = {"trigger": f"pvc-restore-safety-{r.uid}",
-                  "originalTrigger": json.dumps((source.get("spec") or {}).get("trigger") or {}),
+        backup = {"trigger": f"pvc-restore-safety-{r.uid}", "source": volsync.safety_source_name(r.name),
                   "completedAt": None, "snapshot": None}
         status.safety_backup = backup
-        await run.save()  # intent: the source's trigger to put back
+        await run.save()  # intent: the source to delete in Finalize
         crashpoint("recorded-safety-backup")
-    src_status = source.get("status") or {}
-    if src_status.get("lastManualSync") == backup["trigger"]:
-        mover = src_status.get("latestMoverStatus") or {}
+    name = backup.get("source") or volsync.safety_source_name(r.name)
+    own = await run.kube.get_or_none(k.REPLICATION_SOURCES, name, ns)
+    if own is None:
+        try:
+            body = volsync.safety_source_manifest(source, restore_name=r.name, namespace=ns,
+                                                  trigger=backup["trigger"], owner_reference=r.owner_reference())
+        except volsync.VolsyncError as exc:
+            raise Failed(str(exc)) from None
+        try:
+            await run.kube.create(k.REPLICATION_SOURCES, body, ns)
+        except k.AlreadyExists:
+            pass
+        await run.wait(f"taking the safety backup first (ReplicationSource {name})")
+        return False
+    if not any(ref.get("uid") == r.uid for ref in own["metadata"].get("ownerReferences") or []):
+        raise Failed(f"ReplicationSource {name} already exists and does not belong to this restore")
+    own_status = own.get("status") or {}
+    if own_status.get("lastManualSync") == backup["trigger"]:
+        mover = own_status.get("latestMoverStatus") or {}
+        logs = mover.get("logs") or ""
         if mover.get("result") != "Successful":
-            raise Failed("the safety backup failed, so nothing was restored:\n"
-                         + volsync.log_tail(mover.get("logs") or ""))
-        saved = re.search(r"snapshot (\S+) saved", mover.get("logs") or "")
-        status.safety_backup = {**backup, "completedAt": src_status.get("lastSyncTime") or format_time(now()),
-                                "snapshot": saved.group(1) if saved else None}
-        await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, volsync.set_paused(source, True))
+            raise Failed("the safety backup failed, so nothing was restored:\n" + volsync.log_tail(logs))
+        saved = re.search(r"snapshot (\S+) saved", logs)
+        if saved is None:  # entry.sh: "Directory is empty skipping backup"
+            raise Failed("the safety backup saved no snapshot (the PVC is empty, or the backup's log does not say "
+                         "which snapshot it saved), so there would be nothing to undo to; nothing was restored. "
+                         "Start the restore without a safety backup:\n" + volsync.log_tail(logs))
+        status.safety_backup = {**backup, "source": name,
+                                "completedAt": own_status.get("lastSyncTime") or format_time(now()),
+                                "snapshot": saved.group(1)}
         await run.save()
-        await run.event("SafetyBackup", f"backed up the current data first (snapshot "
-                                        f"{status.safety_backup['snapshot'] or 'unknown'}); undo with: "
-                                        f"kubectl pvc-restore undo {r.name} -n {ns}")
+        await delete_safety_source(run)
+        await run.event("SafetyBackup", f"backed up the current data first (snapshot {saved.group(1)}); undo with: "
+                                        f"kubectl pvc-restore undo {r.name} -n {ns} (until ReplicationSource "
+                                        f"{status.replication_source}'s next backup, which runs restic forget "
+                                        f"{volsync.forget_options(source)})")
         return True
-    spec = source.get("spec") or {}
-    if (spec.get("trigger") or {}).get("manual") != backup["trigger"] or spec.get("paused"):
-        trigger = {key: None for key in (spec.get("trigger") or {})}
-        trigger["manual"] = backup["trigger"]
-        await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, {
-            "metadata": {"resourceVersion": source["metadata"]["resourceVersion"]},
-            "spec": {"trigger": trigger, "paused": False}})
+    await check_mover(run, source=name, what="the safety backup failed, so nothing was restored")
     if run.phase_age() > run.restore_limit():
         raise Failed(f"timed out after {run.restore_limit():g}s waiting for the safety backup "
-                     f"(ReplicationSource {status.replication_source}); nothing was restored")
-    await run.wait(f"taking the safety backup first (ReplicationSource {status.replication_source})")
+                     f"(ReplicationSource {name}); nothing was restored")
+    await run.wait(f"taking the safety backup first (ReplicationSource {name})")
     return False
+
+
+async def delete_safety_source(run: Run) -> None:
+    """The restore's own ReplicationSource of the safety backup, if it still exists (volsync deletes its Job and
+    cache with it)."""
+    backup = run.status.safety_backup or {}
+    name = backup.get("source")
+    if not name:
+        return
+    own = await run.kube.get_or_none(k.REPLICATION_SOURCES, name, run.ns)
+    if own is not None and any(ref.get("uid") == run.r.uid for ref in own["metadata"].get("ownerReferences") or []):
+        try:
+            await run.kube.delete(k.REPLICATION_SOURCES, name, run.ns, uid=own["metadata"]["uid"])
+        except k.NotFound:
+            pass
 
 
 async def restore(run: Run) -> Phase | None:
@@ -454,6 +485,7 @@ async def restore(run: Run) -> Phase | None:
             raise Failed(result.error, untouched=result.untouched)
         await check_pvc(run)  # the mover wrote into the volume the restore started on, not a replacement
         return Phase.FINALIZE
+    await check_mover(run, destination=status.replication_destination)
     name = status.replication_destination
     if not status.mover_started:
         waited = (now() - (parse_time(destination["metadata"].get("creationTimestamp")) or now())).total_seconds()
@@ -470,12 +502,39 @@ async def restore(run: Run) -> Phase | None:
     return None
 
 
+#: How much of a failed mover's log is read to tell whether its restore began (the log is read from its start).
+MOVER_LOG_HEAD = 256 * 1024
+
+
+async def check_mover(run: Run, *, destination: str | None = None, source: str | None = None,
+                      what: str = "the volsync mover failed") -> None:
+    """Fail at the first failed attempt of the restore's mover (or of its safety backup's), with the end of its log:
+    volsync itself retries the Job 8 times over about 20 minutes before it reports anything. Untouched (workloads come
+    back) when the mover's complete log shows that it never began to restore, e.g. a wrong repository password."""
+    names = volsync.mover_job_names("dst", destination) if destination else volsync.mover_job_names("src", source or "")
+    pods = await run.kube.list(k.PODS, run.ns, label_selector=f"batch.kubernetes.io/job-name in ({','.join(sorted(names))})")
+    failed = volsync.failed_mover(pods, destination=destination, source=source)
+    if failed is None:
+        return
+    pod, how = failed
+    pod_name = pod["metadata"]["name"]
+    head: str | None = None
+    try:
+        head = await run.kube.pod_log(pod_name, run.ns, limit_bytes=MOVER_LOG_HEAD)
+        tail = volsync.log_tail(head if len(head.encode()) < MOVER_LOG_HEAD
+                                else await run.kube.pod_log(pod_name, run.ns, tail_lines=10))
+    except k.KubeError as exc:
+        tail = f"(its log could not be read: {exc})"
+    untouched = source is not None or not volsync.restore_began(head)
+    raise Failed(f"{what}: mover pod {pod_name} ended with {how}:\n{tail}", untouched=untouched)
+
+
 async def guard_pvc(run: Run) -> bool:
     """No pod but the mover may mount the PVC during Restore: stop recorded workloads scaled back up meanwhile (a
     second writer), fail on anything unrecorded. True when the PVC is clear."""
     status, ns, r = run.status, run.ns, run.r
     pods = await guard.intruders(run.kube, ns, r.spec.pvc, destination=status.replication_destination,
-                                 source=status.replication_source)
+                                 source=(status.safety_backup or {}).get("source") or status.replication_source)
     if not pods:
         return True
     owners, _ = trusted.split_owners(status.pvc_owners or [], ns, run.extra_scale_kinds)
@@ -511,6 +570,8 @@ async def finalize(run: Run) -> Phase | None:
             await run.event("UntrustedStatus", note, warning=True)
     notes = []
     keep = holding.keeps_stopped(r)
+    await delete_safety_source(run)
+    safety_source = (status.safety_backup or {}).get("source")
     if status.replication_destination:
         # Deleting the destination stops volsync (its mover Job goes with it). With copyMethod Direct the mover pod
         # mounts the PVC: give it time to stop before the workloads come back, but never wait forever for it.
@@ -523,8 +584,9 @@ async def finalize(run: Run) -> Phase | None:
         elif destination is not None:
             notes.append(f"ReplicationDestination {status.replication_destination} does not belong to this restore: "
                          "left alone")
+    if status.replication_destination or safety_source:
         movers = [p["metadata"]["name"] for p in await plan.pods_mounting(run.kube, ns, r.spec.pvc)
-                  if guard.is_mover_pod(p)]
+                  if volsync.is_mover_pod(p) or (safety_source and volsync.is_mover_pod(p, source=safety_source))]
         if movers and run.phase_age() < run.settings.scale_down_timeout:
             await run.wait(f"waiting for the volsync mover pod(s) to stop: {', '.join(sorted(movers))}")
             return None
@@ -580,11 +642,13 @@ async def put_back_source(run: Run, *, keep_paused: bool) -> list[str]:
         return [f"ReplicationSource {status.replication_source} does not back up PVC {r.spec.pvc}: left alone"]
     spec = source.get("spec") or {}
     patch: dict[str, Any] = {}
+    # Restores started by earlier versions took the safety backup through the source itself, recording its trigger.
+    legacy = bool(status.safety_backup and "originalTrigger" in status.safety_backup)
     original = _original_trigger(status.safety_backup)
-    if status.safety_backup and original is None:
+    if legacy and original is None:
         notes.append("status.safetyBackup.originalTrigger is not a recorded trigger: the source's trigger was "
                      "left as it is")
-    elif status.safety_backup:
+    elif legacy and original is not None:
         if (spec.get("trigger") or {}) != original:
             patch["trigger"] = {**{key: None for key in spec.get("trigger") or {}}, **original}
     paused = True if keep_paused else status.replication_source_paused

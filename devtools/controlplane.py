@@ -99,6 +99,9 @@ class ControlPlane:
             "--kube-controller-manager-binary", str(b / "kube-controller-manager"),
             "--kube-scheduler-binary", str(b / "kube-scheduler"),
             "--kwok-controller-binary", str(b / "kwok"),
+            # kwok fakes only its own nodes (kwokctl's carry this annotation), so a node agent can run one of its own.
+            "--extra-args", "kwok-controller=manage-all-nodes=false",
+            "--extra-args", "kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
             *[arg for flag, value in self.apiserver_flags.items()
               for arg in ("--extra-args", f"kube-apiserver={flag}={value}")],
             "--wait", "120s", "--quiet-pull",

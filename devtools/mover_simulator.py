@@ -36,30 +36,80 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import sys
 from typing import Any
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore.model import format_time, now
-from kubectl_pvc_restore.volsync import select_restic_snapshot
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def format_time(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 CONFIG = "volsync-mover-simulator"
 RECORD = "volsync-mover-simulator-record"
 log = logging.getLogger("mover-simulator")
 
 
+#: volsync's filter for a successful restic mover's log (internal/controller/mover/restic/logfilter.go, v0.14.0):
+#: only matching lines reach ``status.latestMoverStatus.logs``. A failed Job's log is kept whole.
+LOG_FILTER = re.compile(
+    r"^\s*([pP]rocessed)\s.+([fF]iles)|^\s*([sS]napshot)\s.+([sS]aved)|^\s*(No eligible)|(No data)|"
+    r"(Directory is empty)|^\s*([cC]reated)|^\s*([rR]epository)\s.+([oO]pened)|^\s*([rR]estoring)|"
+    r"^\s*([nN]o parent snapshot)|^\s*([uU]sing parent snapshot)|^\s*([aA]dded to the repository)|"
+    r"^\s*([sS]uccessfully)|(RESTORE_OPTIONS)|([iI]nitialize [dD]ir)|^\s*([fF]atal)|^\s*(ERROR)|"
+    r"^\s*([rR]estic completed in)")
+#: volsync keeps the last MOVER_LOG_MAX_BYTES (default 1024) bytes of the filtered log.
+LOG_MAX_BYTES = 1024
+
+
+def _utc(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+
+
+def entry_sh_select(snapshots: list[dict[str, str]], previous: int | None, restore_as_of: str | None
+                    ) -> dict[str, str] | None:
+    """mover-restic/entry.sh's select_restic_snapshot_to_restore, step by step: restic lists snapshots oldest first;
+    each becomes an epoch second mapped to its id (a later snapshot of the same second replaces the earlier one in
+    the map but both epochs stay in the list); the list is reversed; with RESTORE_AS_OF the offset moves to the first
+    epoch at or before it; SELECT_PREVIOUS is added; past the end there is no snapshot."""
+    listed = sorted(snapshots, key=lambda s: _utc(s["time"]))
+    epochs = [int(_utc(s["time"]).timestamp()) for s in listed]
+    by_epoch = {int(_utc(s["time"]).timestamp()): s for s in listed}
+    epochs.reverse()
+    offset = 0
+    if restore_as_of:
+        target = int(_utc(restore_as_of).timestamp())
+        while offset < len(epochs) and epochs[offset] > target:
+            offset += 1
+    offset += int(previous or 0)
+    return by_epoch[epochs[offset]] if offset < len(epochs) else None
+
+
+def filtered(logs: str) -> str:
+    kept = "".join(line + "\n" for line in logs.splitlines() if LOG_FILTER.search(line))
+    return kept.encode()[-LOG_MAX_BYTES:].decode(errors="ignore")
+
+
 def mover_logs(section: str, spec: dict[str, Any], snapshots: list[dict[str, str]]) -> tuple[str, str | None]:
+    """The mover's whole log (as entry.sh and restic print it) and the chosen snapshot's id."""
     if section != "restic":
         return f"Restoring with {section}...\nTransfer complete.\n", None
-    chosen = select_restic_snapshot(snapshots, previous=spec.get("previous"), restore_as_of=spec.get("restoreAsOf"))
+    chosen = entry_sh_select(snapshots, spec.get("previous"), spec.get("restoreAsOf"))
     lines = ["Starting container", "VolSync restic container version: simulator", "restore",
-             "=== Starting restore ==="]
+             "=== Check for dir initialized ===", "dir is initialized", "=== Starting restore ==="]
     if chosen is None:
         lines += ["No eligible snapshots found", "=== No data will be restored ==="]
     else:
-        lines += [f"Selected restic snapshot with id: {chosen['id']}",
-                  f"restoring <Snapshot {chosen['id'][:8]} of [/data] at {chosen['time']} by root@volsync> to .",
-                  "=== Done ==="]
+        when = _utc(chosen["time"]).strftime("%Y-%m-%d %H:%M:%S.%f +0000 UTC")
+        lines += ["RESTORE_OPTIONS: --delete", f"Selected restic snapshot with id: {chosen['id']}",
+                  f"restoring snapshot {chosen['id'][:8]} of [/data] at {when} by root@volsync to .",
+                  "Summary: Restored 3 files/dirs (12 B) in 0:00"]
+    lines += ["Restic completed in 1s", "=== Done ==="]
     return "\n".join(lines) + "\n", (chosen or {}).get("id")
 
 
@@ -132,8 +182,14 @@ class MoverSimulator:
         repository = mover_spec.get("repository", "")
         logs, snapshot = mover_logs(section, mover_spec, snapshots.get(repository, []))
         result = "Failed" if behaviour.get("result") == "Failed" else "Successful"
-        if result == "Failed":
-            logs += "ERROR: Fatal: unable to open repository: simulated failure\nrestic failed\n"
+        if result == "Failed":  # as after the Job's 8th failed attempt: the whole log of the last one
+            if snapshot is None:  # restic failed before it could list the snapshots
+                logs = ("Starting container\nVolSync restic container version: simulator\nrestore\n"
+                        "=== Check for dir initialized ===\nFatal: unable to open repository: simulated failure\n"
+                        "ERROR: failure checking existence of repository\n")
+            else:  # restic failed while restoring: the PVC holds part of the snapshot
+                logs = (logs.split("Summary:")[0] + "ignoring error for /data/db: simulated failure\n"
+                        "Fatal: There were 1 errors\n")
         finished = now()
         # The record first, then the status: a test that saw the sync finish can read its record at once.
         started = await self.kube.get_or_none(k.CONFIGMAPS, RECORD, ns)
@@ -144,11 +200,20 @@ class MoverSimulator:
                                      "cacheStorageClassName": mover_spec.get("cacheStorageClassName"),
                                      "podsMountingPVC": start_entry.get("podsMountingPVC", []),
                                      "startedAt": self.started[key].isoformat(), "finishedAt": finished.isoformat()})
+        if result == "Failed":
+            # volsync never sets lastManualSync on failure: it reports the failed Job and starts it again.
+            await self.kube.patch(k.REPLICATION_DESTINATIONS, name, ns, {"status": {
+                "latestMoverStatus": {"result": result, "logs": logs.encode()[-LOG_MAX_BYTES:].decode()}}},
+                subresource="status")
+            self.started[key] = now()
+            log.info("sync of %s/%s failed; volsync would start it again", ns, name)
+            return
         await self.kube.patch(k.REPLICATION_DESTINATIONS, name, ns, {"status": {
             "lastManualSync": trigger,
             "lastSyncTime": format_time(finished),
             "lastSyncDuration": f"{elapsed:.3f}s",
-            "latestMoverStatus": {"result": result, "logs": logs},
+            "lastSyncStartTime": None,
+            "latestMoverStatus": {"result": result, "logs": filtered(logs)},
             "conditions": [_condition("WaitingForManual", "Synchronization complete; waiting for manual trigger",
                                       "False")]}}, subresource="status")
         del self.started[key]

@@ -75,7 +75,7 @@ class BadName(Invalid):
 _API_VERSION = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?v[0-9]+([a-z]+[0-9]+)?")
 _PLURAL = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 #: The only subresources the project uses.
-SUBRESOURCES = frozenset({"scale", "status", "token"})
+SUBRESOURCES = frozenset({"scale", "status", "token", "log"})
 
 
 def check_api_version(api_version: object) -> str:
@@ -297,7 +297,9 @@ class Kube:
         params: dict[str, Any] | None = None,
         content_type: str = "application/json",
         accept: str | None = None,
+        text: bool = False,
     ) -> Any:
+        """The decoded JSON response (``text=True``: the body as text)."""
         import httpx
         import kr8s
 
@@ -319,6 +321,8 @@ class Kube:
                     if self.observer:
                         self.observer(method, response.status_code)
                     if not response.is_error:
+                        if text:
+                            return response.text
                         return response.json() if response.content else None
                     error = _error_from_response(response, what)
             except kr8s.ServerError as exc:  # only with raise_for_status=True (kr8s's own 401/403 retries)
@@ -430,6 +434,13 @@ class Kube:
             return await self.get(res, name, namespace)
         except NotFound:
             return None
+
+    async def pod_log(self, name: str, namespace: str, *, container: str | None = None,
+                      tail_lines: int | None = None, limit_bytes: int | None = None) -> str:
+        """A container's log (``pods/log``): its last ``tail_lines`` lines, or its first ``limit_bytes`` bytes."""
+        return await self.request("GET", PODS.url(namespace, name, "log"), what=f"the log of pod {namespace}/{name}",
+                                  params={"container": container, "tailLines": tail_lines,
+                                          "limitBytes": limit_bytes}, text=True)
 
     async def list(
         self,

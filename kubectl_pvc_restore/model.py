@@ -205,7 +205,8 @@ class Status:
     pvc_owners: list[Owner] | None = None
     stopped: list[Stop] | None = None
     notes: list[str] | None = None
-    #: {"trigger", "originalTrigger", "completedAt", "snapshot"} while/after taking the safety backup.
+    #: {"trigger", "source", "completedAt", "snapshot"} while/after taking the safety backup ("originalTrigger"
+    #: instead of "source" in restores of earlier versions, which took it through the PVC's own source).
     safety_backup: dict[str, Any] | None = None
     replication_source: str | None = None
     replication_source_paused: bool | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import zlib
 from typing import Any
 
 from .model import MANAGED_BY, MANAGED_BY_LABEL, RESTORE_LABEL
@@ -29,7 +30,17 @@ COPIED = {
 SELECTS_SNAPSHOTS = {"restic"}
 
 NO_SNAPSHOT_MARKERS = ("No eligible snapshots found", "=== No data will be restored ===")
-_SELECTED = re.compile(r"Selected restic snapshot with id: (\S+)")
+#: entry.sh's own line, dropped by volsync's log filter (internal/controller/mover/restic/logfilter.go) ...
+_SELECTED = re.compile(r"Selected restic snapshot with id: ([0-9a-f]+)")
+#: ... and restic's, which the filter keeps: ``restoring snapshot 1a2b3c4d of [/data] at ... by root@volsync to .``
+#: (restic >= 0.17; older releases printed ``restoring <Snapshot 1a2b3c4d of ...>``).
+_RESTORING = re.compile(r"^\s*restoring <?[sS]napshot ([0-9a-f]{8,64}) of ", re.MULTILINE)
+#: entry.sh's first line: a log that has it is complete from the start.
+_MOVER_STARTED = "Starting container"
+#: volsync's mover Jobs are named ``volsync-<mover>-<owner>`` up to this length; longer owner names are replaced by
+#: their CRC-32 (internal/controller/utils/utils.go, GetJobName).
+_JOB_NAME_MAX = 63
+_ANY_DESTINATION_JOB = re.compile(r"volsync-(rclone-)?dst-.+")
 
 
 class VolsyncError(Exception):
@@ -111,6 +122,56 @@ def destination_manifest(
     }
 
 
+#: ``restic forget --keep-within 1000y``: a retain policy that forgets nothing. volsync runs ``restic forget`` with the
+#: source's policy after every backup, over every snapshot of the repository (host "volsync", path /data), and with no
+#: ``retain`` at all that is ``--keep-last 1``: a safety backup taken through the user's own source could forget the
+#: very snapshot the restore is about to restore. The safety backup is taken through a source of its own with this.
+KEEP_EVERYTHING = {"within": "1000y"}
+
+
+def forget_options(source: dict[str, Any]) -> str:
+    """The ``restic forget`` options volsync runs after each backup of a restic source (generateForgetOptions in
+    internal/controller/mover/restic/mover.go)."""
+    retain = ((source.get("spec") or {}).get("restic") or {}).get("retain")
+    if retain is None:
+        return "--keep-last 1"
+    options = [f"--keep-{period} {retain[key]}" for period, key in
+               (("hourly", "hourly"), ("daily", "daily"), ("weekly", "weekly"), ("monthly", "monthly"),
+                ("yearly", "yearly")) if retain.get(key) is not None]
+    if retain.get("within") is not None:
+        options.append(f"--keep-within {retain['within']}")
+    if retain.get("last") is not None:
+        options.append(f"--keep-last {retain['last']}")
+    return " ".join(options) or "--keep-last 1"
+
+
+def safety_source_name(restore_name: str) -> str:
+    name = f"pvc-restore-safety-{restore_name}"
+    return name if len(name) <= 253 else name[:253].rstrip("-.")
+
+
+def safety_source_manifest(source: dict[str, Any], *, restore_name: str, namespace: str, trigger: str,
+                           owner_reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A ReplicationSource of the restore's own that backs the PVC up once, like ``source`` (same repository, mover
+    settings and cache), with a retain policy that forgets nothing (``KEEP_EVERYTHING``)."""
+    mover = mover_of(source)
+    name = source["metadata"]["name"]
+    if mover not in SELECTS_SNAPSHOTS:
+        raise VolsyncError(f"ReplicationSource {name} uses the {mover} mover, which keeps only the latest copy: a "
+                           "safety backup would replace the backup the restore is about to restore")
+    src = source["spec"][mover]
+    section: dict[str, Any] = {k: src[k] for k in MOVER_CONFIG + COPIED[mover] if src.get(k) is not None}
+    section.update(copyMethod="Direct", retain=dict(KEEP_EVERYTHING))
+    metadata: dict[str, Any] = {
+        "name": safety_source_name(restore_name), "namespace": namespace,
+        "labels": {MANAGED_BY_LABEL: MANAGED_BY, RESTORE_LABEL: restore_name[:63].rstrip("-.")},
+    }
+    if owner_reference:
+        metadata["ownerReferences"] = [owner_reference]
+    return {"apiVersion": API_VERSION, "kind": "ReplicationSource", "metadata": metadata,
+            "spec": {"sourcePVC": source["spec"]["sourcePVC"], "trigger": {"manual": trigger}, mover: section}}
+
+
 @dataclasses.dataclass(frozen=True)
 class MoverOutcome:
     """What a ReplicationDestination's status says about the manual sync ``trigger``."""
@@ -127,16 +188,40 @@ def log_tail(logs: str, lines: int = 10) -> str:
     return "\n".join((logs or "").strip().splitlines()[-lines:])
 
 
+def restored_snapshot(logs: str) -> str | None:
+    """The (short) id of the snapshot a restic mover restored, from its log: restic's ``restoring snapshot <id>``
+    line (kept in ``latestMoverStatus.logs``) or entry.sh's ``Selected restic snapshot with id:`` (full logs)."""
+    found = _SELECTED.search(logs or "") or _RESTORING.search(logs or "")
+    return found.group(1) if found else None
+
+
+def restore_began(logs: str | None) -> bool:
+    """May the mover have written the PVC, judging by its complete log? Only a log that starts with entry.sh's first
+    line and never reaches the restore (no snapshot selected, restic never said ``restoring``) proves it did not:
+    e.g. a wrong password or an unreachable repository. No log (unreadable, or a mover that is not restic's): it may
+    have."""
+    if not logs or _MOVER_STARTED not in logs:
+        return True
+    return bool(_SELECTED.search(logs) or _RESTORING.search(logs))
+
+
 def outcome(destination: dict[str, Any], trigger: str) -> MoverOutcome:
     """Completion is ``status.lastManualSync == trigger``; then ``latestMoverStatus.result`` decides, except that a
-    ``Successful`` restic sync whose log says no snapshot was eligible restored nothing and is a failure."""
+    ``Successful`` restic sync whose log says no snapshot was eligible restored nothing and is a failure. volsync
+    never sets ``lastManualSync`` on failure: when its Job has failed ``backoffLimit`` (8) times it sets
+    ``latestMoverStatus.result: Failed`` (with the whole log of the last attempt) and tries again; a destination made
+    for one restore has no other sync, so that is this sync's failure."""
     status = destination.get("status") or {}
     if status.get("lastManualSync") != trigger:
+        mover = status.get("latestMoverStatus") or {}
+        if mover.get("result") == "Failed":
+            logs = mover.get("logs") or ""
+            return MoverOutcome(True, f"the volsync mover failed {JOB_BACKOFF_LIMIT} times:\n{log_tail(logs)}",
+                                restored_snapshot(logs), logs, untouched=not restore_began(logs))
         return MoverOutcome(done=False)
     mover = status.get("latestMoverStatus") or {}
     result, logs = mover.get("result"), mover.get("logs") or ""
-    selected = _SELECTED.search(logs)
-    snapshot = selected.group(1) if selected else None
+    snapshot = restored_snapshot(logs)
     if result == "Failed":
         return MoverOutcome(True, f"the volsync mover failed:\n{log_tail(logs)}", snapshot, logs)
     if result != "Successful":
@@ -145,6 +230,56 @@ def outcome(destination: dict[str, Any], trigger: str) -> MoverOutcome:
         return MoverOutcome(True, "no snapshot matched the selector; nothing was restored (the PVC is unchanged "
                             f"by the mover):\n{log_tail(logs)}", None, logs, untouched=True)
     return MoverOutcome(True, None, snapshot, logs)
+
+
+#: volsync's mover Jobs' backoffLimit (internal/controller/mover/restic/mover.go).
+JOB_BACKOFF_LIMIT = 8
+
+
+def mover_job_names(role: str, owner: str) -> set[str]:
+    """The names volsync gives the mover Job of the destination (``role="dst"``) or source (``"src"``) ``owner``:
+    ``volsync-<role>-<owner>`` (restic) and ``volsync-rclone-<role>-<owner>`` (rclone), with the owner's name replaced
+    by its CRC-32 in hex when that would pass 63 characters."""
+    names = set()
+    for prefix in (f"volsync-{role}-", f"volsync-rclone-{role}-"):
+        name = prefix + owner
+        names.add(name if len(name) <= _JOB_NAME_MAX else f"{prefix}{zlib.crc32(owner.encode()):08x}")
+    return names
+
+
+def _job_of(pod: dict[str, Any]) -> str | None:
+    return next((ref.get("name") for ref in (pod.get("metadata") or {}).get("ownerReferences") or []
+                 if ref.get("kind") == "Job" and ref.get("apiVersion", "batch/v1") == "batch/v1"), None)
+
+
+def is_mover_pod(pod: dict[str, Any], *, destination: str | None = None, source: str | None = None) -> bool:
+    """A pod of a volsync mover Job: of the destination ``destination`` (a restore's) or the source ``source`` (its
+    safety backup) when they are given, of any destination otherwise."""
+    job = _job_of(pod)
+    if job is None:
+        return False
+    if destination is None and source is None:
+        return bool(_ANY_DESTINATION_JOB.fullmatch(job))
+    return bool((destination and job in mover_job_names("dst", destination))
+                or (source and job in mover_job_names("src", source)))
+
+
+def failed_mover(pods: list[dict[str, Any]], *, destination: str | None = None, source: str | None = None
+                 ) -> tuple[dict[str, Any], str] | None:
+    """The first mover pod (of ``destination`` or ``source``) whose container ended in failure, with how it ended
+    (``exit code 3``). volsync would let the Job retry up to 8 times over about 20 minutes before it says so; one
+    failed attempt is reason enough for a restore to stop."""
+    for pod in sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"])):
+        if not is_mover_pod(pod, destination=destination, source=source):
+            continue
+        status = pod.get("status") or {}
+        for container in status.get("containerStatuses") or []:
+            ended = (container.get("state") or {}).get("terminated") or {}
+            if ended and ended.get("exitCode", 0) != 0:
+                return pod, f"exit code {ended['exitCode']}" + (f", {ended['reason']}" if ended.get("reason") else "")
+        if status.get("phase") == "Failed":
+            return pod, status.get("reason") or "failed"
+    return None
 
 
 def sync_started(destination: dict[str, Any]) -> str | None:

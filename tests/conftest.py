@@ -18,6 +18,7 @@ sys.path.insert(0, str(REPO))
 
 from devtools.controlplane import ControlPlane  # noqa: E402
 from devtools.mover_simulator import MoverSimulator  # noqa: E402
+from devtools.real_volsync import RealVolsync  # noqa: E402
 from kubectl_pvc_restore import kube as k  # noqa: E402
 from tests.helpers import Cluster, SyncKube  # noqa: E402
 
@@ -84,8 +85,7 @@ def mover_simulator(portal, kube) -> Iterator[MoverSimulator]:
     future.cancel()
 
 
-@pytest.fixture
-def namespace(request, kube) -> Iterator[str]:
+def _namespace_for(request, kube) -> Iterator[str]:
     base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:6]}"
     kube.create(k.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
@@ -93,6 +93,63 @@ def namespace(request, kube) -> Iterator[str]:
     kube.delete(k.NAMESPACES, name)
     for pv in kube.list(k.PVS, label_selector=f"test-namespace={name}"):
         kube.delete(k.PVS, pv["metadata"]["name"])
+
+
+@pytest.fixture
+def namespace(request, kube) -> Iterator[str]:
+    yield from _namespace_for(request, kube)
+
+
+@pytest.fixture(scope="session")
+def real_volsync() -> Iterator[RealVolsync]:
+    """A control plane of its own with real volsync: its manager, its restic mover run by the node agent, a restic
+    REST server (devtools.real_volsync)."""
+    cp = ControlPlane(f"volsync-{os.getpid()}", nodes=1)
+    cp.start()
+    volsync = RealVolsync(cp)
+    try:
+        volsync.start()
+        yield volsync
+    finally:
+        volsync.stop()
+        cp.stop(quiet=True)
+
+
+@pytest.fixture(scope="session")
+def real_kube(portal, real_volsync) -> SyncKube:
+    config = str(real_volsync.cp.kubeconfig)
+    return SyncKube(portal, portal.call(lambda: k.Kube.connect(kubeconfig=config)))
+
+
+@pytest.fixture
+def real_namespace(request, real_kube) -> Iterator[str]:
+    """A fresh namespace on the real-volsync control plane."""
+    yield from _namespace_for(request, real_kube)
+
+
+@pytest.fixture
+def real_controller(portal, real_kube, real_namespace):
+    """An in-process controller on the real-volsync control plane, scoped to the test's namespace."""
+    import asyncio
+
+    from controller.loop import Controller
+    from controller.settings import Settings
+
+    running = []
+
+    def start(**overrides):
+        options = dict(namespace=real_namespace, poll_interval=0.2, restore_timeout=120.0, scale_down_timeout=60.0,
+                       lock_stale_after=300.0)
+        options.update(overrides)
+        ctl = Controller(real_kube.kube, Settings(**options))
+        stop = asyncio.Event()
+        running.append((stop, portal.start_task_soon(ctl.run, stop)))
+        return ctl
+
+    yield start
+    for stop, future in running:
+        portal.call(stop.set)
+        future.result(timeout=60)
 
 
 @pytest.fixture

@@ -13,6 +13,31 @@ def check_usage(*, wait: bool, timeout: float | None, **_: object) -> None:
         raise click.UsageError("--timeout only applies with --wait (how long to follow the undo); add --wait")
 
 
+async def check_still_there(client: Client, status: dict, pvc: str) -> None:
+    """volsync runs ``restic forget`` with the PVC's source's retain policy after each of its backups (no retain: keep
+    the last one only), over every snapshot, the safety backup included. After such a backup, a restore "as of the
+    safety backup" could silently restore an older snapshot instead: refuse, and say how to check."""
+    from .. import kube as k
+    from .. import volsync
+    from ..model import parse_time
+
+    backup = status["safetyBackup"]
+    name = status.get("replicationSource")
+    source = await client.kube.get_or_none(k.REPLICATION_SOURCES, name, client.namespace) if name else None
+    last = parse_time(((source or {}).get("status") or {}).get("lastSyncTime"))
+    done = parse_time(backup["completedAt"])
+    if source is None or last is None or done is None or last <= done:
+        return
+    ns = client.namespace
+    raise click.ClickException(
+        f"ReplicationSource {name} has backed up PVC {pvc} since the safety backup (at {backup['completedAt']}), and "
+        f"after each backup volsync runs restic forget {volsync.forget_options(source)}: snapshot "
+        f"{backup.get('snapshot') or '(unknown)'} may be gone, and a restore as of the safety backup would then "
+        f"restore an older snapshot over the data. Check whether it is still there: kubectl pvc-restore snapshots "
+        f"{pvc} -n {ns}; if it is, restore it with: kubectl pvc-restore start {pvc} -n {ns} --as-of "
+        f"{backup['completedAt']}")
+
+
 @click.command("undo")
 @click.argument("name", type=KUBE_NAME, shell_complete=complete_restores)
 @click.option("--wait", is_flag=True, help="Follow the undo until Finished; exit non-zero if it fails.")
@@ -35,6 +60,7 @@ async def command(client: Client, name: str, wait: bool, timeout: float | None) 
         raise click.ClickException(f"restore {name} has not completed its safety backup (phase "
                                    f"{status.get('phase') or 'Pending'}), so nothing was overwritten yet")
     pvc = obj["spec"]["pvc"]
+    await check_still_there(client, status, pvc)
     created = await create_restore(client.kube, client.namespace, pvc, Selector(restore_as_of=backup["completedAt"]),
                                    created_by=f"kubectl pvc-restore undo {name}")
     new = created["metadata"]["name"]
