@@ -60,10 +60,14 @@ The one copy, rendered into the ClusterRole (all namespaces) or into a Role per 
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, list, patch]
-# Pods that mount the PVC (bare ones are deleted only when a restore allows it).
+# Pods that mount the PVC (bare ones are deleted only when a restore allows it), and volsync's mover pods.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, get, delete]
+# The log of a failed mover pod: its tail goes into status.error, its head shows whether the restore began.
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get]
 # Lock ConfigMaps (patch: the held workloads and guard switch written into the lock, controller/guard.py).
 - apiGroups: [""]
   resources: [configmaps]
@@ -115,10 +119,10 @@ The one copy, rendered into the ClusterRole (all namespaces) or into a Role per 
   resources: [{{ printf "%s/scale" .resource | quote }}]
   verbs: [get, patch]
 {{- end }}
-# volsync: find and pause the source; create, read and delete the destination.
+# volsync: find and pause the source; create, read and delete the destination, and the safety backup's own source.
 - apiGroups: [volsync.backube]
   resources: [replicationsources]
-  verbs: [get, list, patch]
+  verbs: [get, list, patch, create, delete]
 - apiGroups: [volsync.backube]
   resources: [replicationdestinations]
   verbs: [get, create, delete]
