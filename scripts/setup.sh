@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up on a fresh machine: the virtualenv at .venv with the project and its test
-# dependencies, and the cached local control plane (scripts/build-controlplane.sh).
+# dependencies, the cached local control plane (scripts/build-controlplane.sh) and volsync's manager, restic and
+# rest-server (scripts/build-volsync.sh).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -30,3 +31,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 bash scripts/build-controlplane.sh >/dev/null
+bash scripts/build-volsync.sh >/dev/null

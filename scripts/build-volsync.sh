@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Builds volsync's manager and its restic mover's tools, and caches them outside the repository.
+#
+#   volsync-manager (github.com/backube/volsync/cmd, built with the disable_syncthing tag), restic, rest-server
+#                   (built with `go`)
+#   mover-restic/   volsync's restic mover scripts (entry.sh), copied from the github.com/backube/volsync Go module
+#   crds/           the snapshot.storage.k8s.io CRDs the manager watches (VolumeSnapshot, -Content, -Class); without
+#                   them it cannot start. Its own ReplicationSource/Destination CRDs come with the control plane
+#                   (scripts/build-controlplane.sh).
+#   crds-optional/  the populator.storage.k8s.io VolumePopulator CRD: not needed to start; when it is installed the
+#                   manager registers itself with a cluster-scoped VolumePopulator object at start-up.
+#
+# Pins live in the go.mod files under tools/volsync/ (one module per upstream, so their dependency graphs never mix).
+# The cache directory is keyed by a hash of those files and of this script, so a changed pin rebuilds and an unchanged
+# one is free. PVC_RESTORE_VOLSYNC_VERSION=vX.Y.Z builds another volsync release than the pinned one (its dependencies
+# are resolved afresh in a scratch copy of the wrapper module; restic and rest-server stay pinned).
+# Prints the cache directory on stdout; progress goes to stderr.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools="$repo/tools/volsync"
+
+pinned=$(sed -nE "s/^(require)?[[:space:]]*github\.com\/backube\/volsync (v[0-9.]+).*/\2/p" "$tools/volsync/go.mod" \
+  | head -n1)
+volsync_version=${PVC_RESTORE_VOLSYNC_VERSION:-$pinned}
+key=$( (cat "$tools"/*/go.mod "$tools"/*/go.sum "$0"; echo "$volsync_version") | sha256sum | cut -c1-12)
+cache="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}/volsync-$volsync_version-$key"
+
+if [ -f "$cache/complete" ]; then
+  echo "$cache"
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "go is required (Go >= 1.26) to build volsync" >&2; exit 1; }
+log() { printf '[build-volsync] %s\n' "$*" >&2; }
+# Test sessions may start this concurrently: one builds, the others wait for it and reuse its result (instead of
+# deleting its work directory, or its finished build while a test uses it).
+mkdir -p "$(dirname "$cache")"
+exec 9>"$(dirname "$cache")/.volsync.lock"
+if ! flock -n 9; then
+  log "waiting for another build-volsync.sh to finish"
+  flock 9
+fi
+if [ -f "$cache/complete" ]; then
+  echo "$cache"
+  exit 0
+fi
+started=$(date +%s)
+work="$cache.partial"
+rm -rf "$work"
+mkdir -p "$work/bin" "$work/crds" "$work/crds-optional"
+
+volsync_mod="$tools/volsync"
+if [ "$volsync_version" != "$pinned" ]; then
+  log "resolving volsync $volsync_version (pinned: $pinned)"
+  volsync_mod="$work/src/volsync"
+  mkdir -p "$volsync_mod"
+  cp "$tools/volsync/go.mod" "$tools/volsync/go.sum" "$volsync_mod/"
+  (cd "$volsync_mod" && go mod edit -require "github.com/backube/volsync@$volsync_version" && go mod tidy)
+fi
+
+log "building volsync $volsync_version manager (a cold build of all three takes 4-8 minutes on 2 cores)"
+(cd "$volsync_mod" && go build -trimpath -tags disable_syncthing \
+  -ldflags "-s -w -X main.volsyncVersion=$volsync_version" -o "$work/bin/volsync-manager" github.com/backube/volsync/cmd)
+
+log "building restic"
+restic_version=$(sed -nE 's/^[[:space:]]*github\.com\/restic\/restic (v[0-9.]+).*/\1/p' "$tools/restic/go.mod" | head -n1)
+(cd "$tools/restic" && go build -trimpath -ldflags "-s -w -X main.version=${restic_version#v}" \
+  -o "$work/bin/restic" github.com/restic/restic/cmd/restic)
+
+log "building rest-server"
+rest_server_version=$(sed -nE 's/^[[:space:]]*github\.com\/restic\/rest-server (v[0-9.]+).*/\1/p' \
+  "$tools/rest-server/go.mod" | head -n1)
+(cd "$tools/rest-server" && go build -trimpath -ldflags "-s -w -X main.version=${rest_server_version#v}" \
+  -o "$work/bin/rest-server" github.com/restic/rest-server/cmd/rest-server)
+
+log "copying volsync $volsync_version's restic mover scripts and snapshot CRDs"
+volsync_dir=$(cd "$volsync_mod" && go list -m -f '{{.Dir}}' github.com/backube/volsync)
+cp -R "$volsync_dir/mover-restic" "$work/"
+cp "$volsync_dir"/hack/crds/*.yaml "$work/crds/"
+cp "$volsync_dir/internal/controller/test/populator.storage.k8s.io_volumepopulators.yaml" "$work/crds-optional/"
+chmod -R u+w "$work/mover-restic" "$work/crds" "$work/crds-optional"
+chmod a+x "$work/mover-restic/entry.sh"
+rm -rf "$work/src"
+
+"$work/bin/restic" version >&2
+"$work/bin/rest-server" --version >&2
+
+echo "$volsync_version" > "$work/version"
+rm -rf "$cache"
+mv "$work" "$cache"
+# Builds of other pins are superseded (about 100 MB each).
+find "$(dirname "$cache")" -maxdepth 1 -name 'volsync-*' ! -name '*.partial' ! -path "$cache" \
+  -exec rm -rf {} + 2>/dev/null || true
+echo "built in $(( $(date +%s) - started ))s" > "$cache/complete"
+log "done in $(( $(date +%s) - started ))s: $cache"
+echo "$cache"
