@@ -99,22 +99,32 @@ class ControlPlane:
             "--kube-controller-manager-binary", str(b / "kube-controller-manager"),
             "--kube-scheduler-binary", str(b / "kube-scheduler"),
             "--kwok-controller-binary", str(b / "kwok"),
-            # kwok fakes only its own nodes (kwokctl's carry this annotation), so a node agent can run one of its own.
-            "--extra-args", "kwok-controller=manage-all-nodes=false",
-            "--extra-args", "kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            *[arg for flag, value in self.apiserver_flags.items()
-              for arg in ("--extra-args", f"kube-apiserver={flag}={value}")],
+            *self.extra_args(),
             "--wait", "120s", "--quiet-pull",
             capture=True,
         )
         try:
-            self.kwokctl("scale", "node", "--replicas", str(self.nodes), capture=True)
+            if self.nodes:
+                self.kwokctl("scale", "node", "--replicas", str(self.nodes), capture=True)
             self.install_crds()
             self.wait_ready()
         except BaseException:
             self.stop(quiet=True)
             raise
         return self.kubeconfig
+
+    def extra_args(self) -> list[str]:
+        """kwokctl's ``--extra-args component=flag=value``. kwok fakes only its own nodes (kwokctl's carry the
+        annotation), so a node agent can run one of its own. Each component's first flag comes before any second
+        one: kwokctl 0.8.0 indexes its per-component list by the flag's position (mutationComponentPatches) and
+        panics when a component's first flag is not at the position of its entry."""
+        flags = [("kwok-controller", "manage-all-nodes", "false"),
+                 ("kwok-controller", "manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake")]
+        flags += [("kube-apiserver", flag, value) for flag, value in self.apiserver_flags.items()]
+        seen: set[str] = set()
+        firsts = [f for f in flags if not (f[0] in seen or seen.add(f[0]))]
+        ordered = firsts + [f for f in flags if f not in firsts]
+        return [arg for component, flag, value in ordered for arg in ("--extra-args", f"{component}={flag}={value}")]
 
     def install_crds(self) -> None:
         assert self.cache is not None
@@ -130,7 +140,8 @@ class ControlPlane:
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Nodes Ready and the default ServiceAccount present (so pods can be created)."""
         deadline = time.monotonic() + timeout
-        self.kubectl("wait", "--for=condition=Ready", "--timeout=120s", "node", "--all")
+        if self.nodes:
+            self.kubectl("wait", "--for=condition=Ready", "--timeout=120s", "node", "--all")
         while time.monotonic() < deadline:
             if self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0:
                 return

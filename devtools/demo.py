@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help="keep the controller running after the restore")
     parser.add_argument("--down", action="store_true", help="tear the control plane down at the end")
     args = parser.parse_args(argv)
-    cp = ControlPlane("demo", nodes=1)
+    cp = ControlPlane("demo", nodes=0)
     volsync = RealVolsync(cp)
     say("starting the local control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
     started = time.monotonic()

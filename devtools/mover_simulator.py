@@ -15,11 +15,20 @@ Snapshot history and behaviour come from a ConfigMap ``volsync-mover-simulator``
 A restic destination picks its snapshot as volsync's mover-restic/entry.sh does: snapshots newest first at one-second
 precision; with ``restoreAsOf`` start at the newest at or before that time, else at the newest; then skip
 ``previous`` more. Past the oldest it logs ``No eligible snapshots found`` and ``=== No data will be restored ===`` and
-still ends ``Successful``; otherwise ``Selected restic snapshot with id: <id>``.
+still ends ``Successful``.
+
+Like volsync, it keeps in ``latestMoverStatus.logs`` only the lines volsync's restic log filter keeps (so
+``Selected restic snapshot with id:`` is dropped; restic's ``restoring snapshot <id> of [/data] ...`` stays), and on
+failure it never sets ``lastManualSync``: it reports ``latestMoverStatus.result: Failed`` with the whole log of the
+failed attempt (as volsync does once its Job has failed 8 times) and starts the sync again. A ``Failed`` sync fails
+while restoring (partial data), or, when no snapshot is eligible, before listing snapshots.
 
 A restic ReplicationSource whose ``spec.trigger.manual`` differs from ``status.lastManualSync`` (and is not paused)
-gets a backup: a new snapshot, taken now, is added to the repository's history, and the source's status is set as
+gets a backup: a new snapshot, taken now, is added to the repository's history, then ``restic forget`` runs with the
+source's retain policy as volsync's does (no retain: keep the last snapshot only), and the source's status is set as
 volsync sets it (``lastManualSync``, ``lastSyncTime``, ``latestMoverStatus`` with ``snapshot <id> saved``).
+
+It shares no code with the product: its snapshot selection is its own copy of entry.sh's rule.
 
 Each completed sync is recorded in the ConfigMap ``volsync-mover-simulator-record`` (key ``<destination name>``:
 JSON with the chosen snapshot and the pods that still mounted the destination PVC when the mover started), so tests
@@ -31,16 +40,17 @@ can assert what was restored and that no workload was running during the restore
 from __future__ import annotations
 
 import argparse
-import asyncio
+import threading
 import datetime as dt
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
 from typing import Any
 
-from kubectl_pvc_restore import kube as k
+from devtools.kubeapi import Api, ApiError
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
@@ -90,6 +100,37 @@ def entry_sh_select(snapshots: list[dict[str, str]], previous: int | None, resto
     return by_epoch[epochs[offset]] if offset < len(epochs) else None
 
 
+_BUCKETS = {"hourly": "%Y-%m-%d %H", "daily": "%Y-%m-%d", "weekly": "%G-%V", "monthly": "%Y-%m", "yearly": "%Y"}
+
+
+def restic_forget(snapshots: list[dict[str, str]], retain: dict[str, Any] | None) -> list[dict[str, str]]:
+    """What ``restic forget`` keeps after a backup, with the options volsync makes of the source's ``retain``
+    (no retain, or an empty one: ``--keep-last 1``): newest first, ``last`` N snapshots, one per hour/day/week/month/
+    year for the N newest such periods, and all within ``within`` (``1y2m3d4h``) of the newest."""
+    retain = {key: value for key, value in (retain or {}).items() if value is not None}
+    if not retain:
+        retain = {"last": 1}
+    ordered = sorted(snapshots, key=lambda s: _utc(s["time"]), reverse=True)
+    keep: set[int] = set()
+    if "last" in retain:
+        keep |= set(range(min(int(retain["last"]), len(ordered))))
+    for period, fmt in _BUCKETS.items():
+        if period in retain:
+            seen: list[str] = []
+            for i, snap in enumerate(ordered):
+                bucket = _utc(snap["time"]).strftime(fmt)
+                if bucket not in seen and len(seen) < int(retain[period]):
+                    seen.append(bucket)
+                    keep.add(i)
+    if "within" in retain and ordered:
+        parts = dict((unit, int(n)) for n, unit in re.findall(r"(\d+)([ymdh])", str(retain["within"])))
+        newest = _utc(ordered[0]["time"])
+        days = parts.get("y", 0) * 365 + parts.get("m", 0) * 31 + parts.get("d", 0)
+        limit = newest - dt.timedelta(days=days, hours=parts.get("h", 0))
+        keep |= {i for i, snap in enumerate(ordered) if _utc(snap["time"]) > limit}
+    return [snap for i, snap in enumerate(ordered) if i in keep][::-1]
+
+
 def filtered(logs: str) -> str:
     kept = "".join(line + "\n" for line in logs.splitlines() if LOG_FILTER.search(line))
     return kept.encode()[-LOG_MAX_BYTES:].decode(errors="ignore")
@@ -119,19 +160,21 @@ def _condition(reason: str, message: str, status: str = "True") -> dict[str, Any
 
 
 class MoverSimulator:
-    def __init__(self, kube: k.Kube, *, interval: float = 0.2, namespace: str | None = None) -> None:
-        self.kube = kube
+    def __init__(self, api: Api, *, interval: float = 0.2, namespace: str | None = None) -> None:
+        self.api = api
         self.interval = interval
         self.namespace = namespace
         self.started: dict[tuple[str, str], dt.datetime] = {}
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
 
-    async def config(self, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        cm = await self.kube.get_or_none(k.CONFIGMAPS, CONFIG, namespace)
+    def config(self, namespace: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        cm = self.api.get(_path("configmaps", namespace, CONFIG))
         data = (cm or {}).get("data") or {}
         return json.loads(data.get("snapshots") or "{}"), json.loads(data.get("behaviour") or "{}")
 
-    async def pods_mounting(self, namespace: str, pvc: str) -> list[str]:
-        pods = await self.kube.list(k.PODS, namespace)
+    def pods_mounting(self, namespace: str, pvc: str) -> list[str]:
+        pods = self.api.list(_path("pods", namespace))
         return sorted(
             p["metadata"]["name"] for p in pods
             if p.get("status", {}).get("phase") not in ("Succeeded", "Failed")
@@ -139,19 +182,14 @@ class MoverSimulator:
                     for v in p.get("spec", {}).get("volumes") or [])
         )
 
-    async def record(self, namespace: str, name: str, entry: dict[str, Any]) -> None:
+    def record(self, namespace: str, name: str, entry: dict[str, Any]) -> None:
         patch = {"data": {name: json.dumps(entry)}}
-        try:
-            await self.kube.patch(k.CONFIGMAPS, RECORD, namespace, patch)
-        except k.NotFound:
+        if self.api.patch(_path("configmaps", namespace, RECORD), patch) is None:
             body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": RECORD, "namespace": namespace}}
-            try:
-                await self.kube.create(k.CONFIGMAPS, body, namespace)
-            except k.AlreadyExists:
-                pass
-            await self.kube.patch(k.CONFIGMAPS, RECORD, namespace, patch)
+            self.api.create(_path("configmaps", namespace), body)
+            self.api.patch(_path("configmaps", namespace, RECORD), patch)
 
-    async def step(self, rd: dict[str, Any]) -> None:
+    def step(self, rd: dict[str, Any]) -> None:
         meta, spec, status = rd["metadata"], rd.get("spec") or {}, rd.get("status") or {}
         trigger = (spec.get("trigger") or {}).get("manual")
         if not trigger or trigger == status.get("lastManualSync") or spec.get("paused"):
@@ -162,17 +200,17 @@ class MoverSimulator:
         if section is None:
             return
         mover_spec = spec[section]
-        snapshots, behaviour = await self.config(ns)
+        snapshots, behaviour = self.config(ns)
         behaviour = {**behaviour, **(behaviour.get("pvcs") or {}).get(mover_spec.get("destinationPVC"), {})}
         if behaviour.get("result") == "NotRunning":
             return
         if key not in self.started:
             self.started[key] = now()
-            mounting = await self.pods_mounting(ns, mover_spec.get("destinationPVC", ""))
-            await self.kube.patch(k.REPLICATION_DESTINATIONS, name, ns, {"status": {
+            mounting = self.pods_mounting(ns, mover_spec.get("destinationPVC", ""))
+            self.api.patch(_path("replicationdestinations", ns, name, "status"), {"status": {
                 "lastSyncStartTime": format_time(self.started[key]),
-                "conditions": [_condition("SyncInProgress", "Synchronization in-progress")]}}, subresource="status")
-            await self.record(ns, f"{name}.started", {"trigger": trigger, "podsMountingPVC": mounting})
+                "conditions": [_condition("SyncInProgress", "Synchronization in-progress")]}})
+            self.record(ns, f"{name}.started", {"trigger": trigger, "podsMountingPVC": mounting})
             log.info("sync of %s/%s started (trigger %s); pods mounting the PVC: %s", ns, name, trigger, mounting)
         if behaviour.get("result") == "Hang":
             return
@@ -192,9 +230,9 @@ class MoverSimulator:
                         "Fatal: There were 1 errors\n")
         finished = now()
         # The record first, then the status: a test that saw the sync finish can read its record at once.
-        started = await self.kube.get_or_none(k.CONFIGMAPS, RECORD, ns)
+        started = self.api.get(_path("configmaps", ns, RECORD))
         start_entry = json.loads(((started or {}).get("data") or {}).get(f"{name}.started") or "{}")
-        await self.record(ns, name, {"trigger": trigger, "result": result, "snapshot": snapshot,
+        self.record(ns, name, {"trigger": trigger, "result": result, "snapshot": snapshot,
                                      "section": section, "previous": mover_spec.get("previous"),
                                      "restoreAsOf": mover_spec.get("restoreAsOf"),
                                      "cacheStorageClassName": mover_spec.get("cacheStorageClassName"),
@@ -202,24 +240,23 @@ class MoverSimulator:
                                      "startedAt": self.started[key].isoformat(), "finishedAt": finished.isoformat()})
         if result == "Failed":
             # volsync never sets lastManualSync on failure: it reports the failed Job and starts it again.
-            await self.kube.patch(k.REPLICATION_DESTINATIONS, name, ns, {"status": {
-                "latestMoverStatus": {"result": result, "logs": logs.encode()[-LOG_MAX_BYTES:].decode()}}},
-                subresource="status")
+            self.api.patch(_path("replicationdestinations", ns, name, "status"), {"status": {
+                "latestMoverStatus": {"result": result, "logs": logs.encode()[-LOG_MAX_BYTES:].decode()}}})
             self.started[key] = now()
             log.info("sync of %s/%s failed; volsync would start it again", ns, name)
             return
-        await self.kube.patch(k.REPLICATION_DESTINATIONS, name, ns, {"status": {
+        self.api.patch(_path("replicationdestinations", ns, name, "status"), {"status": {
             "lastManualSync": trigger,
             "lastSyncTime": format_time(finished),
             "lastSyncDuration": f"{elapsed:.3f}s",
             "lastSyncStartTime": None,
             "latestMoverStatus": {"result": result, "logs": filtered(logs)},
             "conditions": [_condition("WaitingForManual", "Synchronization complete; waiting for manual trigger",
-                                      "False")]}}, subresource="status")
+                                      "False")]}})
         del self.started[key]
         log.info("sync of %s/%s finished: %s, snapshot %s", ns, name, result, snapshot)
 
-    async def backup(self, rs: dict[str, Any]) -> None:
+    def backup(self, rs: dict[str, Any]) -> None:
         """A manual backup of a restic ReplicationSource: a new snapshot (now) in the simulated repository."""
         meta, spec, status = rs["metadata"], rs.get("spec") or {}, rs.get("status") or {}
         trigger = (spec.get("trigger") or {}).get("manual")
@@ -228,47 +265,60 @@ class MoverSimulator:
             return
         key = (meta["uid"], trigger)
         self.started.setdefault(key, now())
-        snapshots, behaviour = await self.config(meta["namespace"])
+        snapshots, behaviour = self.config(meta["namespace"])
         if (now() - self.started[key]).total_seconds() < float(behaviour.get("delaySeconds", 1.0)):
             return
         repository = restic.get("repository", "")
         moment = now()
         snapshot = {"id": hashlib.sha256(f"{meta['uid']}{trigger}".encode()).hexdigest()[:16],
                     "time": moment.isoformat()}
-        snapshots.setdefault(repository, []).append(snapshot)
-        await self.kube.patch(k.CONFIGMAPS, CONFIG, meta["namespace"], {"data": {"snapshots": json.dumps(snapshots)}})
-        await self.kube.patch(k.REPLICATION_SOURCES, meta["name"], meta["namespace"], {"status": {
+        snapshots[repository] = restic_forget(snapshots.get(repository, []) + [snapshot], restic.get("retain"))
+        self.api.patch(_path("configmaps", meta["namespace"], CONFIG), {"data": {"snapshots": json.dumps(snapshots)}})
+        self.api.patch(_path("replicationsources", meta["namespace"], meta["name"], "status"), {"status": {
             "lastManualSync": trigger, "lastSyncTime": format_time(moment),
             "latestMoverStatus": {"result": "Successful",
-                                  "logs": f"Starting container\nsnapshot {snapshot['id'][:8]} saved\n"}}},
-            subresource="status")
+                                  "logs": f"Starting container\nsnapshot {snapshot['id'][:8]} saved\n"}}})
         del self.started[key]
         log.info("backup of %s/%s: snapshot %s", meta["namespace"], meta["name"], snapshot["id"])
 
-    async def run_once(self) -> None:
-        for rd in await self.kube.list(k.REPLICATION_DESTINATIONS, self.namespace):
+    def run_once(self) -> None:
+        for rd in self.api.list(_path("replicationdestinations", self.namespace)):
             try:
-                await self.step(rd)
-            except k.KubeError as exc:  # the destination may be deleted under us
+                self.step(rd)
+            except ApiError as exc:  # the destination may be deleted under us
                 log.debug("step %s: %s", rd["metadata"]["name"], exc)
-        for rs in await self.kube.list(k.REPLICATION_SOURCES, self.namespace):
+        for rs in self.api.list(_path("replicationsources", self.namespace)):
             try:
-                await self.backup(rs)
-            except k.KubeError as exc:
+                self.backup(rs)
+            except ApiError as exc:
                 log.debug("backup %s: %s", rs["metadata"]["name"], exc)
 
-    async def run(self) -> None:
-        while True:
+    def run(self) -> None:
+        while not self.stopping.is_set():
             try:
-                await self.run_once()
-            except k.KubeError as exc:
+                self.run_once()
+            except (ApiError, OSError) as exc:
                 log.warning("poll failed: %s", exc)
-            await asyncio.sleep(self.interval)
+            except Exception:  # a simulator that stops silently would only show up as tests timing out
+                log.exception("poll failed")
+            self.stopping.wait(self.interval)
+
+    def start(self) -> MoverSimulator:
+        """Run in a background thread until ``stop()``."""
+        self.thread = threading.Thread(target=self.run, name="mover-simulator", daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(timeout=30)
 
 
-async def _amain(args: argparse.Namespace) -> None:
-    kube = await k.Kube.connect(kubeconfig=args.kubeconfig)
-    await MoverSimulator(kube, interval=args.interval, namespace=args.namespace).run()
+def _path(plural: str, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+    base = "/api/v1" if plural in ("configmaps", "pods") else "/apis/volsync.backube/v1alpha1"
+    path = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s mover-simulator %(message)s")
     try:
-        asyncio.run(_amain(args))
+        MoverSimulator(Api(args.kubeconfig or os.environ["KUBECONFIG"]), interval=args.interval,
+                       namespace=args.namespace).run()
     except KeyboardInterrupt:
         pass
     return 0

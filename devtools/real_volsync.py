@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "build":
         print(build())
         return 0
-    cp = ControlPlane(args.name, nodes=1)
+    cp = ControlPlane(args.name, nodes=0)
     volsync = RealVolsync(cp)
     if args.action == "up":
         cp.start()

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from devtools.controlplane import ControlPlane  # noqa: E402
+from devtools.kubeapi import Api  # noqa: E402
 from devtools.mover_simulator import MoverSimulator  # noqa: E402
 from devtools.real_volsync import RealVolsync  # noqa: E402
 from kubectl_pvc_restore import kube as k  # noqa: E402
@@ -78,11 +79,10 @@ def kube(portal, kubeconfig) -> SyncKube:
 
 
 @pytest.fixture(scope="session")
-def mover_simulator(portal, kube) -> Iterator[MoverSimulator]:
-    sim = MoverSimulator(kube.kube, interval=0.1)
-    future = portal.start_task_soon(sim.run)
+def mover_simulator(kubeconfig) -> Iterator[MoverSimulator]:
+    sim = MoverSimulator(Api(kubeconfig), interval=0.1).start()
     yield sim
-    future.cancel()
+    sim.stop()
 
 
 def _namespace_for(request, kube) -> Iterator[str]:
@@ -104,7 +104,7 @@ def namespace(request, kube) -> Iterator[str]:
 def real_volsync() -> Iterator[RealVolsync]:
     """A control plane of its own with real volsync: its manager, its restic mover run by the node agent, a restic
     REST server (devtools.real_volsync)."""
-    cp = ControlPlane(f"volsync-{os.getpid()}", nodes=1)
+    cp = ControlPlane(f"volsync-{os.getpid()}", nodes=0)
     cp.start()
     volsync = RealVolsync(cp)
     try:

@@ -14,6 +14,7 @@ import pytest
 from controller.loop import Controller
 from controller.settings import Settings
 from devtools.controlplane import ControlPlane
+from devtools.kubeapi import Api
 from devtools.mover_simulator import MoverSimulator
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
@@ -31,10 +32,10 @@ def eco(portal):
     cp = ControlPlane(f"eco-{os.getpid()}", nodes=1, ecosystem_crds=True)
     cp.start()
     kube = SyncKube(portal, portal.call(lambda: k.Kube.connect(kubeconfig=str(cp.kubeconfig))))
-    sim = portal.start_task_soon(MoverSimulator(kube.kube, interval=0.1).run)
+    sim = MoverSimulator(Api(str(cp.kubeconfig)), interval=0.1).start()
     reconciler = portal.start_task_soon(reconcile_forever, kube.kube)
     yield cp, kube
-    sim.cancel()
+    sim.stop()
     reconciler.cancel()
     cp.stop(quiet=True)
 

@@ -40,7 +40,7 @@ def test_a_failed_mover_keeps_the_workloads_stopped_until_scale_back(cluster, co
     r1 = sc.wait_holding(cluster, "r1")
     status = r1["status"]
     assert status["dataIncomplete"] is True and status["moverStarted"]
-    assert "the volsync mover failed" in status["error"] and "restic failed" in status["error"]
+    assert "the volsync mover failed" in status["error"] and "simulated failure" in status["error"]
     [condition] = [c for c in status["conditions"] if c["type"] == "DataIncomplete"]
     assert condition["status"] == "True"
     assert f"kubectl pvc-restore start data -n {cluster.ns}" in condition["message"]

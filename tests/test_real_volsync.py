@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore import locks
+from kubectl_pvc_restore import locks, model
 from kubectl_pvc_restore.cli import cli
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
 from tests import scenario as sc
@@ -162,6 +162,37 @@ def data(real_kube, real_namespace, real_volsync) -> Data:
 
 
 @pytest.fixture
+def chart_rbac_controller(portal, real_volsync, real_kube, real_namespace, tmp_path):
+    """An in-process controller that acts with exactly the chart's RBAC rules (its ClusterRole, bound in the test's
+    namespace to a ServiceAccount with a real token): the verbs real volsync needs are in the chart."""
+    import asyncio
+    import subprocess
+
+    import yaml
+
+    from controller.loop import Controller
+    from controller.settings import Settings
+    from tests.helpers import bind_role, identity_kubeconfig
+
+    chart = Path(__file__).resolve().parents[1] / "charts" / "pvc-restore"
+    rendered = subprocess.run([str(real_volsync.cp.bin / "helm"), "template", "r", str(chart), "-n", real_namespace],
+                              capture_output=True, text=True, check=True).stdout
+    role = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole"
+                and d["metadata"]["name"] == "r-pvc-restore")
+    bind_role(real_kube, real_namespace, "controller", role["rules"])
+    config = identity_kubeconfig(real_kube, str(real_volsync.cp.kubeconfig), real_namespace, "controller",
+                                 tmp_path / "controller.kubeconfig")
+    kube = portal.call(lambda: k.Kube.connect(kubeconfig=config))
+    ctl = Controller(kube, Settings(namespace=real_namespace, poll_interval=0.2, restore_timeout=120.0,
+                                    scale_down_timeout=60.0, lock_stale_after=300.0))
+    stop = asyncio.Event()
+    future = portal.start_task_soon(ctl.run, stop)
+    yield ctl
+    portal.call(stop.set)
+    future.result(timeout=60)
+
+
+@pytest.fixture
 def run_cli(real_volsync, real_namespace):
     def invoke(*args: str):
         return CliRunner().invoke(cli, [*args, "--kubeconfig", str(real_volsync.cp.kubeconfig), "-n", real_namespace],
@@ -202,7 +233,7 @@ def test_annotation_restores_latest_previous_and_as_of_on_real_bytes(data, real_
     data.assert_back()
 
 
-def test_cli_start_and_undo_of_a_safety_backup_on_real_bytes(data, real_controller, run_cli):
+def test_cli_start_and_undo_of_a_safety_backup_on_real_bytes(data, run_cli, request):
     # The source keeps the last 2 snapshots: a safety backup taken through it would make restic forget the snapshot
     # this restore asks for (previous 1, the first backup). The restore's own source forgets nothing.
     data.setup(retain={"last": "2"})
@@ -211,7 +242,7 @@ def test_cli_start_and_undo_of_a_safety_backup_on_real_bytes(data, real_controll
     data.write(V2)
     data.backup()
     data.write(NOW)
-    real_controller()
+    request.getfixturevalue("chart_rbac_controller")  # its own source and its mover's log: in the chart's RBAC
 
     result = run_cli("start", PVC, "--previous", "1", "--safety-backup", "--wait", "--timeout", "240")
     assert result.exit_code == 0, result.output
@@ -279,17 +310,20 @@ def test_tui_restores_the_chosen_snapshot_on_real_bytes(data, real_controller, r
     data.assert_back()
 
 
-def test_a_wrong_repository_password_fails_fast_with_restics_error_and_changes_nothing(data, real_controller):
+def test_a_wrong_repository_password_fails_fast_with_restics_error_and_changes_nothing(data, request):
     data.setup()
     data.write(V1)
     data.backup()
     data.write(NOW)
     data.secret("not the password")
-    real_controller()
+    request.getfixturevalue("chart_rbac_controller")  # reading the failed mover's log (pods/log) is in the chart
 
     started = time.monotonic()
-    data.annotate("")
-    restore = sc.wait_finished(data.cluster, timeout=120)
+    # A long name: volsync names the mover Job "volsync-dst-" + the CRC-32 of the destination's name, and the
+    # controller must still find the failed mover pod.
+    name = "wrong-password-" + "x" * 45
+    data.kube.create(k.PVC_RESTORES, model.manifest(name, data.ns, model.Spec(pvc=PVC)), data.ns)
+    restore = sc.wait_finished(data.cluster, name, timeout=120)
     took = time.monotonic() - started
     error = restore["status"].get("error") or ""
     assert "incorrect password" in error or "wrong password" in error, error

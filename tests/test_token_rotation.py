@@ -33,6 +33,7 @@ import pytest
 import yaml
 
 from devtools.controlplane import ControlPlane
+from devtools.kubeapi import Api
 from devtools.mover_simulator import MoverSimulator
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
@@ -56,11 +57,11 @@ def short_tokens(portal) -> Iterator[tuple[ControlPlane, SyncKube]]:
     cp.start()  # also installs the volsync and PVCRestore CRDs
     try:
         kube = SyncKube(portal, portal.call(lambda: k.Kube.connect(kubeconfig=str(cp.kubeconfig))))
-        simulator = portal.start_task_soon(MoverSimulator(kube.kube, interval=0.1).run)
+        simulator = MoverSimulator(Api(str(cp.kubeconfig)), interval=0.1).start()
         try:
             yield cp, kube
         finally:
-            simulator.cancel()
+            simulator.stop()
     finally:
         cp.stop(quiet=True)
 

@@ -111,3 +111,84 @@ def test_simulator_selection_matches_restic_rule(times, previous, as_of):
         assert chosen is not None and secs[chosen["id"]] == secs[eligible[previous]["id"]]
     else:
         assert chosen is None
+
+
+# What volsync v0.14.0 really keeps in latestMoverStatus.logs after a restic restore (seen in tests/test_real_volsync.py):
+# its log filter drops entry.sh's "Selected restic snapshot with id:" line.
+REAL_FILTERED_LOG = ("RESTORE_OPTIONS: --delete\nrestoring snapshot 1833616d of [/data] at 2026-11-26 06:13:36.879202509 "
+                     "+0000 UTC by root@volsync to .\nRestic completed in 4s")
+
+
+def test_restored_snapshot_from_the_lines_volsync_keeps():
+    ok = volsync.outcome(status("t", "Successful", REAL_FILTERED_LOG), "t")
+    assert ok.done and ok.error is None and ok.snapshot == "1833616d"
+    assert volsync.restored_snapshot("restoring <Snapshot abcdef12 of [/data] at 2024 by root@volsync> to .") == "abcdef12"
+    assert volsync.restored_snapshot("=== Starting restore ===\n") is None
+
+
+def test_a_failure_volsync_reports_after_its_retries_is_this_syncs_failure():
+    # volsync never sets lastManualSync on failure; after the Job's 8th failure it says Failed, with the whole log.
+    before = ("Starting container\n=== Check for dir initialized ===\nFatal: wrong password or no key found\n"
+              "ERROR: failure connecting to repository, incorrect password\n")
+    rd = {"status": {"latestMoverStatus": {"result": "Failed", "logs": before}}}
+    failed = volsync.outcome(rd, "t")
+    assert failed.done and "incorrect password" in failed.error and failed.untouched
+    during = "Starting container\nSelected restic snapshot with id: abc\nFatal: There were 1 errors\n"
+    rd = {"status": {"latestMoverStatus": {"result": "Failed", "logs": during}}}
+    assert volsync.outcome(rd, "t").done and not volsync.outcome(rd, "t").untouched
+    assert not volsync.outcome({"status": {"latestMoverStatus": {"result": "Successful"}}}, "t").done
+
+
+def test_restore_began_only_unknown_or_proven_otherwise():
+    assert volsync.restore_began(None) and volsync.restore_began("")
+    assert volsync.restore_began("Fatal: truncated log without its start\n")
+    assert not volsync.restore_began("Starting container\nERROR: failure connecting to repository\n")
+    assert volsync.restore_began("Starting container\nrestoring snapshot 1833616d of [/data] at x by y to .\n")
+
+
+def test_mover_job_names_follow_volsyncs_shortening():
+    assert volsync.mover_job_names("dst", "pvc-restore-data-1795673814") == {
+        "volsync-dst-pvc-restore-data-1795673814", "volsync-rclone-dst-pvc-restore-data-1795673814"}
+    long = "pvc-restore-" + "x" * 60
+    names = volsync.mover_job_names("src", long)
+    assert all(len(n) <= 63 for n in names) and "volsync-src-" + format(__import__("zlib").crc32(long.encode()), "08x") in names
+
+
+def pod(job, phase="Running", exit_code=None, created="2026-01-01T00:00:00Z"):
+    state = {"terminated": {"exitCode": exit_code, "reason": "Error"}} if exit_code is not None else {"running": {}}
+    return {"metadata": {"name": f"{job}-abcde", "creationTimestamp": created,
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job}]},
+            "status": {"phase": phase, "containerStatuses": [{"name": "restic", "state": state}]}}
+
+
+def test_failed_mover_is_the_first_failed_attempt_of_this_restores_job():
+    mine, other = "volsync-dst-pvc-restore-r", "volsync-dst-pvc-restore-other"
+    assert volsync.failed_mover([pod(mine)], destination="pvc-restore-r") is None
+    assert volsync.failed_mover([pod(other, "Failed", 3)], destination="pvc-restore-r") is None
+    found = volsync.failed_mover([pod(mine, "Running"), pod(mine, "Failed", 3)], destination="pvc-restore-r")
+    assert found and found[1] == "exit code 3, Error"
+    assert volsync.failed_mover([pod(mine, "Succeeded", 0)], destination="pvc-restore-r") is None
+    assert volsync.is_mover_pod(pod("volsync-src-pvc-restore-safety-r"), source="pvc-restore-safety-r")
+    assert not volsync.is_mover_pod(pod("volsync-src-data-backup"), destination="pvc-restore-r")
+
+
+def test_forget_options_are_volsyncs():
+    def source(retain):
+        return {"spec": {"restic": {} if retain is None else {"retain": retain}}}
+    assert volsync.forget_options(source(None)) == "--keep-last 1"
+    assert volsync.forget_options(source({})) == "--keep-last 1"
+    assert volsync.forget_options(source({"daily": 7, "last": "2"})) == "--keep-daily 7 --keep-last 2"
+    assert volsync.forget_options(source(volsync.KEEP_EVERYTHING)) == "--keep-within 1000y"
+
+
+def test_safety_source_copies_the_repository_and_forgets_nothing():
+    src = {"metadata": {"name": "data-backup"}, "spec": {"sourcePVC": "data", "trigger": {"schedule": "0 * * * *"},
+           "restic": {"repository": "repo", "copyMethod": "Snapshot", "retain": {"last": "1"},
+                      "moverSecurityContext": {"runAsUser": 1000}, "pruneIntervalDays": 3}}}
+    rs = volsync.safety_source_manifest(src, restore_name="r", namespace="n", trigger="t")
+    assert rs["metadata"]["name"] == "pvc-restore-safety-r" and rs["spec"]["trigger"] == {"manual": "t"}
+    assert rs["spec"]["restic"] == {"repository": "repo", "moverSecurityContext": {"runAsUser": 1000},
+                                    "copyMethod": "Direct", "retain": {"within": "1000y"}}
+    rclone = {"metadata": {"name": "x"}, "spec": {"sourcePVC": "d", "rclone": {"rcloneConfig": "c"}}}
+    with pytest.raises(volsync.VolsyncError, match="keeps only the latest copy"):
+        volsync.safety_source_manifest(rclone, restore_name="r", namespace="n", trigger="t")
