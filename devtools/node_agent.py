@@ -11,7 +11,8 @@ What it does, as a kubelet and a local-path provisioner would:
 * provisions host-path PersistentVolumes for PVCs of its StorageClass (``--storage-class``, the default class
   unless ``--no-default-class``), with node affinity to its node, so every pod that mounts one (workloads and
   volsync's movers alike) is scheduled here; deletes the directory and the PV when the claim goes;
-* runs every pod on its node whose container command is volsync's ``/mover-restic/entry.sh``: environment resolved
+* runs every pod on its node whose container command is volsync's ``/mover-restic/entry.sh``, or whose image is
+  volsync's mover image (``quay.io/backube/volsync``, any tag: e.g. a pod that lists a repository's snapshots): environment resolved
   as a kubelet does (values, Secret and ConfigMap keys, field refs, ``$(VAR)``), each volume mounted at its mount
   path (a PVC at its PV's host path, emptyDir, Secret and ConfigMap files) inside a private mount namespace
   (``unshare --mount``) with a fresh root that holds the host's /usr, /etc, /lib and the "image" (volsync's
@@ -604,9 +605,18 @@ class NodeAgent:
             self.stop_container(uid)
 
 
+#: Pods of this image run for real (volsync's mover image: its movers, and anything else that runs restic from it).
+RUN_IMAGE = "quay.io/backube/volsync"
+
+
 def is_mover(pod: dict[str, Any]) -> bool:
+    """Run for real: a one-container pod of volsync's mover image (any tag), or whose command is volsync's restic
+    mover script."""
     containers = pod["spec"].get("containers") or []
-    return len(containers) == 1 and (containers[0].get("command") or [""])[0] == MOVER_COMMAND
+    if len(containers) != 1:
+        return False
+    image = containers[0].get("image") or ""
+    return (containers[0].get("command") or [""])[0] == MOVER_COMMAND or image.split(":")[0].split("@")[0] == RUN_IMAGE
 
 
 def conditions(ready: bool, when: str, *, reason: str | None = None) -> list[dict[str, Any]]:

@@ -49,6 +49,10 @@ spec:
 """
 
 
+#: The real-volsync scenario's fixtures (data, chart_rbac_controller, run_cli).
+pytest_plugins = ["tests.real_scenario"]
+
+
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
     cp = ControlPlane(f"test-{os.getpid()}")

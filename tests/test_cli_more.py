@@ -55,7 +55,8 @@ def test_snapshots_lists_the_real_repository_and_the_selection(cluster, run, res
     result = run("snapshots", "data")
     assert result.exit_code == 0, result.output
     assert "ReplicationSource: data-backup (mover restic" in result.output
-    assert "Snapshots (3, newest first)" in result.output
+    assert "Snapshots (3, newest first; listed by restic on this machine)" in result.output
+    assert "TIME (UTC)" in result.output and "LOCAL TIME" in result.output and "HOST" in result.output
     lines = result.output.splitlines()
     assert [l.split()[0] for l in lines if l[:8] in {i[:8] for i in ids}] == [i[:8] for i in reversed(ids)]
     assert PASSWORD not in result.output
@@ -66,7 +67,7 @@ def test_snapshots_lists_the_real_repository_and_the_selection(cluster, run, res
     none = run("snapshots", "data", "--previous", "3")
     assert "restores nothing: no eligible snapshot" in none.output
     as_json = json.loads(run("snapshots", "data", "-o", "json").output)
-    assert [s["id"] for s in as_json["snapshots"]] == ids
+    assert [s["id"] for s in as_json["snapshots"]] == list(reversed(ids))  # newest first, as the table
 
 
 def test_snapshots_reports_a_wrong_password_without_printing_secrets(cluster, run, restic_repo):
@@ -77,8 +78,9 @@ def test_snapshots_reports_a_wrong_password_without_printing_secrets(cluster, ru
                         cluster.ns)
     cluster.replication_source("data-backup", "data")
     result = run("snapshots", "data")
-    assert result.exit_code == 0
-    assert "Snapshots: not listed: restic snapshots failed" in result.output
+    assert result.exit_code == 1, result.output  # a list that could not be read is not a success
+    assert "the snapshots could not be listed: restic snapshots failed" in result.output
+    assert "wrong password" in result.output and "a pod" not in result.output  # final: no pod tried
     assert "Zq9-not-it-Xw" not in result.output
 
 

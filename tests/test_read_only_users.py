@@ -10,7 +10,6 @@ import pytest
 from click.testing import CliRunner
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore import model
 from kubectl_pvc_restore.cli import cli
 from tests import scenario as sc
 from tests.helpers import bind_role, identity_kubeconfig, wait_for

@@ -3,10 +3,24 @@ deliberate layout change with: ./scripts/test.sh tests/test_tui_snapshots.py --s
 
 from __future__ import annotations
 
+import time
+
+import pytest
+
 from kubectl_pvc_restore.tui.app import PVCRestoreApp
 from tests.tui_static import StaticSource
 
 SIZE = (80, 24)
+
+
+@pytest.fixture(autouse=True)
+def utc_local_time(monkeypatch):
+    """The snapshot list shows local time: the pictures must not depend on the machine's zone."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 def app() -> PVCRestoreApp:

@@ -59,9 +59,10 @@ class StaticSource:
         return [LockRow(NS, "db", "pvc-restore-lock-db", "db-1714730000", ago(5), "active (Restore)"),
                 LockRow(NS, "old", "pvc-restore-lock-old", "old-1700000000", ago(600), "gone")]
 
-    async def snapshots(self, namespace, pvc):
+    async def snapshots(self, namespace, pvc, *, where="auto"):
         return [{"id": f"{c * 8}{'0' * 56}", "short_id": c * 8, "time": f"2024-05-0{i + 1}T10:00:00Z",
-                 "paths": ["/data"], "hostname": "volsync"} for i, c in enumerate("abc")], None
+                 "paths": ["/data"], "hostname": "volsync", "size": 1536 * 1024 * (i + 1)}
+                for i, c in enumerate("abc")], None, "restic on this machine"
 
     async def plan(self, namespace, pvc, selector):
         return Plan([model.Owner("apps/v1", "Deployment", "web", NS, 3),

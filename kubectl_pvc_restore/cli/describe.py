@@ -53,7 +53,7 @@ async def command(client: Client, name: str, output: str | None) -> int:
         f"Phase:         {status.get('phase') or 'Pending'}",
         f"Message:       {status.get('message') or ''}",
         f"Error:         {status.get('error') or '<none>'}",
-        *([f"Data:          INCOMPLETE: the mover was interrupted; "
+        *(["Data:          INCOMPLETE: the mover was interrupted; "
            + ("workloads kept stopped (see Message for what to do next)" if is_holding(status, spec.get("partialData"))
               else f"workloads taken over by {status['handedOverTo']}" if status.get("handedOverTo")
               else "workloads scaled back onto the partial data")] if status.get("dataIncomplete") else []),

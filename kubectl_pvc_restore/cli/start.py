@@ -178,6 +178,8 @@ async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
             click.echo("  " + dump(rd, "yaml").replace("\n", "\n  "))
         except volsync.VolsyncError as exc:
             problems.append(str(exc))
+        else:
+            await _dry_run_snapshots(client, source, selector, problems, warnings)
     for warning in warnings:
         click.echo(f"Warning: {warning}", err=True)
     if problems:
@@ -186,3 +188,27 @@ async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
             click.echo(f"  - {problem}", err=True)
         return 1
     return 0
+
+
+async def _dry_run_snapshots(client: Client, source: dict, selector, problems: list[str], warnings: list[str]
+                             ) -> None:
+    """The repository's snapshots with the one this restore would restore marked (restic here, or a pod in the
+    cluster: ``snapshots --list-from``); no eligible snapshot is a problem, an unreadable list only a warning."""
+    from .. import restic, snapshot_table, volsync
+    from .snapshots import snapshot_listing
+
+    if volsync.mover_of(source) not in volsync.SELECTS_SNAPSHOTS:
+        return
+    snapshots, error, how = await restic.source_snapshots(client.kube, source, timeout=30)
+    if snapshots is None:
+        warnings.append(f"the snapshot list could not be read, so which snapshot this restores is not shown: {error}")
+        return
+    chosen = volsync.select_restic_snapshot(snapshots, previous=selector.previous,
+                                            restore_as_of=selector.restore_as_of)
+    click.echo(f"\nSnapshots ({len(snapshots)}, newest first; listed by {how}):")
+    if snapshots:
+        click.echo(snapshot_listing(snapshot_table.rows(snapshots), selected=chosen["id"] if chosen else None))
+    if chosen is None:
+        problems.append(f"no snapshot matches the {selector.describe()} selector: the restore would restore nothing")
+    else:
+        click.echo(f"This restore would restore snapshot {chosen['short_id']} ({chosen['time']}).")

@@ -62,7 +62,8 @@ class Source(Protocol):
     async def events(self, namespace: str, name: str) -> list[dict[str, Any]]: ...
     async def destination(self, namespace: str, name: str) -> dict[str, Any] | None: ...
     async def locks(self) -> list[LockRow]: ...
-    async def snapshots(self, namespace: str, pvc: str) -> tuple[list[dict[str, str]] | None, str | None]: ...
+    async def snapshots(self, namespace: str, pvc: str, *, where: str = "auto"
+                        ) -> tuple[list[dict[str, Any]] | None, str | None, str | None]: ...
     async def plan(self, namespace: str, pvc: str, selector: Selector) -> Plan: ...
     async def create(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False) -> str: ...
     async def cancel(self, namespace: str, name: str) -> None: ...
@@ -74,9 +75,11 @@ def _holder_state(lock: dict[str, Any], restores: dict[tuple[str, str], dict[str
 
 
 class Cluster:
-    def __init__(self, kube: k.Kube, namespace: str | None) -> None:
+    def __init__(self, kube: k.Kube, namespace: str | None, *, snapshot_image: str | None = None) -> None:
         self.kube = kube
         self.namespace = namespace  # None: all namespaces
+        #: The image of the pod that lists snapshots inside the cluster (restic.DEFAULT_IMAGE when None).
+        self.snapshot_image = snapshot_image
 
     async def pvcs(self) -> list[PVCRow]:
         ns = self.namespace
@@ -140,14 +143,17 @@ class Cluster:
                         created=l["metadata"].get("creationTimestamp", ""), holder_state=_holder_state(l, restores))
                 for l in items]
 
-    async def snapshots(self, namespace: str, pvc: str) -> tuple[list[dict[str, str]] | None, str | None]:
+    async def snapshots(self, namespace: str, pvc: str, *, where: str = "auto"
+                        ) -> tuple[list[dict[str, Any]] | None, str | None, str | None]:
+        """(snapshots, None, how they were listed) or (None, why not, None); ``where`` as restic.source_snapshots."""
         from .. import restic
 
         try:
             source = await plan.find_source(self.kube, namespace, pvc)
         except plan.SourceError as exc:
-            return None, str(exc)
-        return await restic.source_snapshots(self.kube, source, timeout=20)
+            return None, str(exc), None
+        return await restic.source_snapshots(self.kube, source, timeout=20, where=where,
+                                             image=self.snapshot_image or restic.DEFAULT_IMAGE)
 
     async def plan(self, namespace: str, pvc: str, selector: Selector) -> Plan:
         problems: list[str] = []

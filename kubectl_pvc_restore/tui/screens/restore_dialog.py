@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -10,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
-from ... import model, volsync
+from ... import model, snapshot_table, volsync
 from ...selector import Selector, SelectorError, parse_as_of
 from ..widgets import KeyedTable, short_time
 
@@ -27,12 +29,17 @@ class RestoreDialog(ModalScreen[None]):
     RestoreDialog #choice { color: $success; }
     RestoreDialog #problem { color: $error; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"),
+                Binding("f", "list_from", "List from", show=False)]
+    #: Where the snapshot list is read, in the order ``f`` cycles through (restic.source_snapshots).
+    LIST_FROM = ("auto", "cluster", "local")
 
     def __init__(self, namespace: str, pvc: str) -> None:
         super().__init__()
         self.namespace, self.pvc = namespace, pvc
-        self.snapshots: list[dict[str, str]] | None = None
+        self.snapshots: list[dict[str, Any]] | None = None
+        self.rows: list[snapshot_table.SnapshotRow] = []
+        self.list_from = "auto"
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
@@ -45,7 +52,7 @@ class RestoreDialog(ModalScreen[None]):
                 yield Input(placeholder="N, e.g. 1", id="n", type="integer")
                 yield Input(placeholder="time: 2024-05-01 10:00, 2 days ago", id="time")
             yield Static("loading the snapshot list...", id="snapshots-note")
-            yield KeyedTable(["#", "SNAPSHOT", "TIME (UTC)"], id="snapshots")
+            yield KeyedTable(["#", "ID", "TIME (UTC)", "LOCAL TIME", "SIZE", "HOST", "PATHS"], id="snapshots")
             yield Static("", id="choice")
             yield Static("", id="problem")
             yield Checkbox("back up the current data first (the restore can then be undone)", id="safety")
@@ -58,21 +65,32 @@ class RestoreDialog(ModalScreen[None]):
         self.run_worker(self._load_snapshots(), group="snapshots")
 
     async def _load_snapshots(self) -> None:
-        result = await self.app.call_api(lambda source: source.snapshots(self.namespace, self.pvc))
+        where = self.list_from
+        result = await self.app.call_api(lambda source: source.snapshots(self.namespace, self.pvc, where=where))
         if result is None:
             return
-        snapshots, why = result
+        snapshots, why, how = result
         note = self.query_one("#snapshots-note", Static)
-        if snapshots is None:
-            note.update(Text(f"snapshot list not available: {why}"))
-            return
-        self.snapshots = snapshots
-        note.update(f"{len(snapshots)} snapshots (newest first); pick one to restore it:")
         table = self.query_one("#snapshots", KeyedTable)
+        if snapshots is None:
+            self.snapshots, self.rows = None, []
+            table.display = False
+            note.update(Text(f"snapshot list not available ({where}; f: list from elsewhere): {why}"))
+            self.update_choice()
+            return
+        self.snapshots, self.rows = snapshots, snapshot_table.rows(snapshots)
+        note.update(f"{len(snapshots)} snapshots, newest first, listed by {how} (f: list from elsewhere); "
+                    "pick one to restore exactly it:")
         table.display = True
-        table.refill([(s["id"], [i, s["short_id"], short_time(s["time"])])
-                      for i, s in enumerate(reversed(snapshots))])
+        table.refill([(row.snapshot["id"], [row.index, row.short_id, row.utc, row.local, row.size, row.host,
+                                            row.paths]) for row in self.rows])
         self.update_choice()
+
+    def action_list_from(self) -> None:
+        """Read the snapshot list elsewhere: auto -> a pod in the cluster -> restic here -> auto."""
+        self.list_from = self.LIST_FROM[(self.LIST_FROM.index(self.list_from) + 1) % len(self.LIST_FROM)]
+        self.query_one("#snapshots-note", Static).update(f"loading the snapshot list ({self.list_from})...")
+        self.run_worker(self._load_snapshots(), group="snapshots", exclusive=True)
 
     def selector(self) -> Selector:
         mode = self.query_one("#mode", RadioSet).pressed_button
@@ -109,12 +127,18 @@ class RestoreDialog(ModalScreen[None]):
         choice.update(text)
 
     def on_data_table_row_highlighted(self, event) -> None:
+        """A picked snapshot is restored as of its own time, not by its position: a backup that lands before the
+        restore starts does not change what it restores. (By position only when another snapshot shares its
+        second, which volsync cannot tell apart by time.)"""
         if self.snapshots is None or event.row_key is None or not self.query_one("#snapshots").has_focus:
             return
-        ids = [s["id"] for s in reversed(self.snapshots)]
-        index = ids.index(event.row_key.value)
-        self.query_one("#previous", RadioButton).value = True
-        self.query_one("#n", Input).value = str(index)
+        row = next(r for r in self.rows if r.snapshot["id"] == event.row_key.value)
+        if row.as_of:
+            self.query_one("#asof", RadioButton).value = True
+            self.query_one("#time", Input).value = row.as_of
+        else:
+            self.query_one("#previous", RadioButton).value = True
+            self.query_one("#n", Input).value = str(row.index)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "cancel":
