@@ -606,7 +606,7 @@ async def finalize(run: Run) -> Phase | None:
 async def put_back(run: Run, owners: list, stopped: list) -> list[str]:
     """Everything back as recorded: the guard off, the workloads at their replicas, every stop undone, the source as
     it was, the lock released. Returns notes on what no longer exists."""
-    status, ns, r = run.status, run.ns, run.r
+    ns, r = run.ns, run.r
     notes: list[str] = []
     await guard.hold(run.kube, ns, r.spec.pvc, r.uid, owners, on=False)  # let the workloads come back
     for owner in owners:
