@@ -20,7 +20,7 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, plan, stops, volsync
 from kubectl_pvc_restore.durations import parse_duration
 from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, SCALE_BACK_ANNOTATION, PVCRestore, Phase, Status,
-                                       format_time, now, parse_time)
+                                       format_time, format_time_ms, now, parse_time)
 from kubectl_pvc_restore.selector import Selector, SelectorError, check_restore_as_of
 
 from . import guard, holding, metrics, trusted
@@ -138,7 +138,10 @@ async def enter(run: Run, phase: Phase, message: str) -> None:
     else:
         metrics.PHASE_DURATION.labels(phase=previous.value).observe(run.phase_age())
     status.phase = phase
-    status.phase_start_time = format_time(now())
+    entered = now()
+    status.phase_start_time = format_time(entered)
+    if not status.timeline or status.timeline[-1].get("phase") != phase.value:
+        status.timeline = [*(status.timeline or []), {"phase": phase.value, "at": format_time_ms(entered)}]
     status.message = message
     if phase == Phase.FINISHED:
         status.completion_time = status.phase_start_time

@@ -23,6 +23,39 @@ def parse_duration(text: str) -> float:
     return sum(float(amount) * _UNITS[unit] for amount, unit in parts)
 
 
+#: A restore's timeout (spec.timeout) is at least this: a zero timeout would stop the workloads for nothing.
+MIN_RESTORE_TIMEOUT = 1.0
+
+
+def restore_timeout(text: str) -> str:
+    """A per-restore timeout as the CRD's duration string (``2h``, ``90s``, plain seconds become ``<n>s``);
+    ValueError, with the message for the user, when it is not a duration of at least 1s."""
+    import math
+
+    value = text.strip()
+    seconds = parse_duration(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"{text!r} is not a duration (examples: 30s, 5m, 1h30m)")
+    if seconds < MIN_RESTORE_TIMEOUT:
+        raise ValueError(f"{text!r}: the restore timeout must be at least {MIN_RESTORE_TIMEOUT:g}s (a zero timeout "
+                         "would stop the workloads for nothing); e.g. 30m, 2h")
+    if not value[-1].isalpha():  # plain seconds, in any float spelling: the CRD wants <number><unit>
+        value = f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    """``0.4s``, ``12s``, ``3m05s``, ``2h10m``: how long a phase took."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 class Duration(click.ParamType):
     name = "duration"
 

@@ -233,6 +233,8 @@ class Status:
     phase_start_time: str | None = None
     completion_time: str | None = None
     last_reconciled_time: str | None = None
+    #: Every phase the restore entered, in order, with when: ``[{"phase": "Initialize", "at": "...Z"}, ...]``.
+    timeline: list[dict[str, str]] | None = None
     conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     _FIELDS = {
@@ -260,6 +262,7 @@ class Status:
         "phase_start_time": "phaseStartTime",
         "completion_time": "completionTime",
         "last_reconciled_time": "lastReconciledTime",
+        "timeline": "timeline",
         "conditions": "conditions",
     }
 
@@ -384,6 +387,37 @@ def requested_by(meta: dict[str, Any]) -> str:
     return f"{who}, through {how}" if how else who
 
 
+def format_time_ms(value: dt.datetime) -> str:
+    """RFC3339 in UTC with milliseconds (for the timeline: phases often last less than a second)."""
+    v = value.astimezone(dt.timezone.utc)
+    return format_time(v)[:-1] + f".{v.microsecond // 1000:03d}Z"
+
+
+def timeline(status: dict[str, Any], events: list[dict[str, Any]] | None = None
+             ) -> list[tuple[str, str, float | None]]:
+    """``(phase, entered at, seconds it lasted)`` for every phase the restore went through, in order; the last one's
+    duration is None (it is still on, or it is Finished). From ``status.timeline``, or for restores of earlier
+    versions from the controller's Events (``phase_times``)."""
+    entries = [(e["phase"], e["at"]) for e in status.get("timeline") or []
+               if isinstance(e, dict) and e.get("phase") in PHASE_NAMES and parse_time_or_none(e.get("at"))]
+    if not entries and events:
+        entered = phase_times(events)
+        entries = [(p, entered[p]) for p in PHASE_NAMES if p in entered]
+    result = []
+    for i, (phase, at) in enumerate(entries):
+        following = parse_time_or_none(entries[i + 1][1]) if i + 1 < len(entries) else None
+        start = parse_time_or_none(at)
+        result.append((phase, at, max(0.0, (following - start).total_seconds()) if following and start else None))
+    return result
+
+
+def parse_time_or_none(value: Any) -> dt.datetime | None:
+    try:
+        return parse_time(value) if isinstance(value, str) else None
+    except (ValueError, OverflowError):
+        return None
+
+
 def phase_times(events: list[dict[str, Any]]) -> dict[str, str]:
     """When the restore entered each phase, from the controller's Events on it (reason = phase name)."""
     entered: dict[str, str] = {}
@@ -392,3 +426,6 @@ def phase_times(events: list[dict[str, Any]]) -> dict[str, str]:
         if e.get("reason") in phases and e["reason"] not in entered:
             entered[e["reason"]] = e.get("lastTimestamp") or e["metadata"]["creationTimestamp"]
     return entered
+
+
+PHASE_NAMES = tuple(p.value for p in Phase)

@@ -50,6 +50,11 @@ def test_start_wait_succeeds_and_list_describe_show_it(cluster, controller, run)
     assert result.exit_code == 0, result.output
     name = result.output.splitlines()[0]
     assert name.startswith("data-") and "succeeded (snapshot bbbb2222)" in result.output
+    # Every phase, in order, once, with the time it began (from status.timeline: none skipped between polls).
+    import re
+    shown = re.findall(r"^\d\d:\d\d:\d\d  (\w+)", result.output, re.MULTILINE)
+    assert shown == ["Initialize", "ScaleDown", "Restore", "Finalize", "Finished"], result.output
+    assert "Pending" not in result.output
     listed = run("list")
     assert listed.exit_code == 0 and name in listed.output and "Finished" in listed.output
     assert "1 before latest" in listed.output
@@ -62,8 +67,13 @@ def test_start_wait_succeeds_and_list_describe_show_it(cluster, controller, run)
     assert described.exit_code == 0
     for text in ("Phase:         Finished", "Deployment web: 3 replica(s) before the restore, now 3",
                  "ReplicationSource:       data-backup", "Restored snapshot:       bbbb2222", "ScaleDown",
-                 "Timeline:\n  Initialize  20", "  Finished    20"):
+                 "Timeline:\n  Initialize  20", "  Finished    20",
+                 "ReplicationDestination:  pvc-restore-" + name + " (deleted when the restore finished)"):
         assert text in described.output, described.output
+    assert "\n  (deleted)" not in described.output
+    timeline = described.output.split("Timeline:\n")[1].split("Events:")[0].splitlines()
+    assert [line.split()[0] for line in timeline] == ["Initialize", "ScaleDown", "Restore", "Finalize", "Finished"]
+    assert all(re.search(r"\d+(\.\d)?s$|\dm\d\ds$", line) for line in timeline[:-1]), timeline  # durations
     all_ns = run("list", "-A", ns=False)
     assert cluster.ns in all_ns.output and name in all_ns.output
 

@@ -112,7 +112,7 @@ def test_tui_restores_the_chosen_snapshot_on_real_bytes(data, real_controller, r
             await pilot.click("#previous")
             await pilot.click("#n")
             await pilot.press("1")
-            await pilot.click("#next")
+            app.screen.query_one("#next").press()  # may be scrolled out of an 80x24 view
             await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
             for ch in PVC:
                 await pilot.press(ch)

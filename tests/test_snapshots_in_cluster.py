@@ -133,7 +133,7 @@ def test_tui_picker_restores_exactly_the_picked_snapshot_when_a_backup_lands_mea
             # A backup lands while the user confirms: the pick still means the same snapshot.
             data.write(V3)
             data.backup()
-            await pilot.click("#next")
+            app.screen.query_one("#next").press()  # may be scrolled out of an 80x24 view
             await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
             for ch in PVC:
                 await pilot.press(ch)

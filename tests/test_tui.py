@@ -51,7 +51,7 @@ def test_create_a_restore_through_the_dialog_and_watch_it_finish(cluster, contro
             await pilot.click("#n")
             await pilot.press("1")
             assert "1 before latest" in str(app.screen.query_one("#choice").render())
-            await pilot.click("#next")
+            app.screen.query_one("#next").press()  # may be scrolled out of an 80x24 view
             await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
             await until(pilot, lambda: "Deployment web: 1 replica(s)" in str(app.screen.query_one("#plan").render()),
                         what="the plan")
@@ -170,3 +170,36 @@ def test_real_tui_in_tmux(cluster, control_plane, kubeconfig, tmp_path):
                                         capture_output=True).returncode != 0, message="the app to quit")
     finally:
         subprocess.run([tmux, "-L", session, "kill-server"], capture_output=True)
+
+
+def test_restore_dialog_sets_the_options_start_has(cluster, controller, kubeconfig):
+    sc.setup(cluster, statefulset=0, deployment=1)
+
+    async def scenario():
+        app = app_for(kubeconfig, cluster.ns)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: f"{cluster.ns}/data" in table_keys(app.screen, "#pvcs"), what="the PVC row")
+            await pilot.press("r")
+            await until(pilot, lambda: type(app.screen).__name__ == "RestoreDialog", what="the dialog")
+            for box in ("#bare", "#fail-jobs", "#scale-back"):
+                app.screen.query_one(box).value = True
+            app.screen.query_one("#timeout").value = "0s"
+            app.screen.query_one("#next").press()
+            await until(pilot, lambda: "at least 1s" in str(app.screen.query_one("#problem").render()),
+                        what="the bad timeout refused")
+            assert type(app.screen).__name__ == "RestoreDialog"
+            app.screen.query_one("#timeout").value = "48h"
+            app.screen.query_one("#next").press()
+            await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
+            await until(pilot, lambda: "Fails at once if Jobs run" in str(app.screen.query_one("#plan").render()),
+                        what="the options in the plan")
+            for ch in "data":
+                await pilot.press(ch)
+            await pilot.press("enter")
+            await until(pilot, lambda: type(app.screen).__name__ == "RestoreScreen", what="the restore screen")
+            return app.screen.restore_name
+
+    name = asyncio.run(scenario())
+    spec = cluster.kube.get(k.PVC_RESTORES, name, cluster.ns)["spec"]
+    assert spec["deleteBarePods"] is True and spec["runningJobs"] == "Fail" and spec["timeout"] == "48h"
+    assert spec["partialData"] == "ScaleBack" and not spec.get("safetyBackup")

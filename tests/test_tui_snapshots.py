@@ -49,6 +49,11 @@ def after(*steps):
     return run_before
 
 
+def press(selector):
+    """Press a button that may be scrolled out of an 80x24 view (the restore dialog scrolls)."""
+    return lambda pilot: pilot.app.screen.query_one(selector).press()
+
+
 def select_row(index):
     return lambda pilot: pilot.app.screen.query_one("#pvcs").move_cursor(row=index)
 
@@ -68,7 +73,7 @@ def test_restore_dialog_with_snapshot_list(snap_compare):
 
 
 def test_confirm_restore(snap_compare):
-    assert snap_compare(app(), terminal_size=SIZE, run_before=after("r", "#next"))
+    assert snap_compare(app(), terminal_size=SIZE, run_before=after("r", press("#next")))
 
 
 def test_restore_screen(snap_compare):

@@ -52,8 +52,10 @@ class StaticSource:
                                                    ("Restore", "no pod mounts the PVC; restoring with volsync")])]
 
     async def destination(self, namespace, name):
-        return {"status": {"latestMoverStatus": {"result": "Successful", "logs": "Selected restic snapshot with id: "
-                                                 "bbbb2222\nrestoring <Snapshot bbbb2222 of [/data]> to ."}}}
+        # What volsync v0.14.0 keeps of a restic restore's log (its log filter drops "Selected restic snapshot").
+        return {"status": {"latestMoverStatus": {"result": "Successful", "logs": (
+            "RESTORE_OPTIONS: --delete\nrestoring snapshot bbbb2222 of [/data] at 2024-05-02 10:00:00 +0000 UTC by "
+            "root@volsync to .\nRestic completed in 4s")}}}
 
     async def locks(self):
         return [LockRow(NS, "db", "pvc-restore-lock-db", "db-1714730000", ago(5), "active (Restore)"),
@@ -68,7 +70,7 @@ class StaticSource:
         return Plan([model.Owner("apps/v1", "Deployment", "web", NS, 3),
                      model.Owner("apps/v1", "StatefulSet", "db", NS, 2)], f"{pvc}-backup", [])
 
-    async def create(self, namespace, pvc, selector, *, safety_backup=False):
+    async def create(self, namespace, pvc, selector, *, safety_backup=False, **options):
         return f"{pvc}-1714740000"
 
     async def cancel(self, namespace, name):

@@ -261,12 +261,28 @@ def selector_text(spec: dict[str, Any]) -> str:
 
 
 def print_progress(obj: dict[str, Any], last: tuple | None) -> tuple:
+    """Print every phase the restore entered since ``last`` (from ``status.timeline``, with the time it was entered,
+    so a phase shorter than a poll is not skipped) and the status message when it changes. Returns the new state."""
+    from ..model import parse_time, timeline
+
     status = obj.get("status") or {}
-    state = (status.get("phase") or "Pending", status.get("message"))
-    if state != last:
-        stamp = dt.datetime.now().strftime("%H:%M:%S")
-        click.echo(f"{stamp}  {state[0]:<10}  {state[1] or ''}")
-    return state
+    printed, said = last or (0, None)
+    entries = timeline(status)
+    if not entries and status.get("phase"):  # a controller of an earlier version: no timeline, only the phase now
+        entries = [(status["phase"], status.get("phaseStartTime") or "", None)]
+        printed = 0 if said is None or said[0] != status["phase"] else 1
+    message = status.get("message")
+    for i, (phase, at, _) in enumerate(entries[printed:], start=printed):
+        when = parse_time(at) if at else None
+        stamp = (when.astimezone() if when else dt.datetime.now()).strftime("%H:%M:%S")
+        current = i == len(entries) - 1
+        click.echo(f"{stamp}  {phase:<10}  {(message or '') if current else ''}".rstrip())
+        if current:
+            said = (phase, message)
+    if entries and said != (entries[-1][0], message) and message:
+        click.echo(f"{'':8}  {'':<10}  {message}")
+        said = (entries[-1][0], message)
+    return (len(entries), said)
 
 
 async def follow(client: Client, name: str, timeout: float | None) -> int:

@@ -25,7 +25,8 @@ async def command(client: Client, name: str, output: str | None) -> int:
     is shown; the exit code is 0 whenever the restore itself could be shown."""
     from .. import kube as k
     from .. import volsync
-    from ..model import Phase, phase_times
+    from ..durations import format_duration
+    from ..model import timeline
 
     ns = client.namespace
     try:
@@ -101,27 +102,30 @@ async def command(client: Client, name: str, output: str | None) -> int:
                  + ("" if status.get("replicationSourcePaused") is None else
                     f" (paused before: {str(status['replicationSourcePaused']).lower()})"))
     rd_name = status.get("replicationDestination")
-    lines.append(f"ReplicationDestination:  {rd_name or '-'}")
-    if status.get("restoredSnapshot"):
-        lines.append(f"Restored snapshot:       {status['restoredSnapshot']}")
+    rd_lines: list[str] = []
+    rd_state = ""
     if rd_name:
         try:
             rd = await client.kube.get_or_none(k.REPLICATION_DESTINATIONS, rd_name, ns)
         except k.Forbidden as exc:
-            lines.append("  " + forbidden(exc, "get", qualified(k.REPLICATION_DESTINATIONS), ns))
+            rd_lines.append("  " + forbidden(exc, "get", qualified(k.REPLICATION_DESTINATIONS), ns))
         else:
             if rd is None:
-                lines.append("  (deleted)" if status.get("phase") in ("Finalize", "Finished")
-                             else "  (not created yet)")
+                rd_state = (" (deleted when the restore finished)" if status.get("phase") in ("Finalize", "Finished")
+                            else " (not created yet)")
             else:
                 rd_status = rd.get("status") or {}
                 mover = rd_status.get("latestMoverStatus") or {}
-                lines.append(f"  sync started: {rd_status.get('lastSyncStartTime') or '-'}, "
-                             f"last manual sync: {rd_status.get('lastManualSync') or '-'}")
+                rd_lines.append(f"  sync started: {rd_status.get('lastSyncStartTime') or '-'}, "
+                                f"last manual sync: {rd_status.get('lastManualSync') or '-'}")
                 if mover:
-                    lines.append(f"  mover result: {mover.get('result')}")
+                    rd_lines.append(f"  mover result: {mover.get('result')}")
                     tail = volsync.log_tail(mover.get("logs") or "", 10)
-                    lines += ["  mover log (tail):"] + [f"    {line}" for line in tail.splitlines()]
+                    rd_lines += ["  mover log (tail):"] + [f"    {line}" for line in tail.splitlines()]
+    lines.append(f"ReplicationDestination:  {rd_name or '-'}{rd_state}")
+    lines += rd_lines
+    if status.get("restoredSnapshot"):
+        lines.append(f"Restored snapshot:       {status['restoredSnapshot']}")
     try:
         events: list | None = [
             e for e in await client.kube.list(k.EVENTS, ns, field_selector=f"involvedObject.name={meta['name']}")
@@ -130,16 +134,12 @@ async def command(client: Client, name: str, output: str | None) -> int:
     except k.Forbidden as exc:
         events, events_denied = None, forbidden(exc, "list", "events", ns)
     lines.append("Timeline:")
-    if events is None:
-        lines.append(f"  {events_denied} (the timeline is read from the events)")
-    else:
-        events.sort(key=lambda e: e.get("lastTimestamp") or e["metadata"]["creationTimestamp"])
-        entered = phase_times(events)
-        current = status.get("phase")
-        for phase in (p.value for p in Phase):
-            if phase in entered:
-                lines.append(f"  {phase:<11} {entered[phase]}" + ("   <- now" if phase == current
-                                                                   and phase != "Finished" else ""))
+    entries = timeline(status, events)
+    if not entries and events is None:
+        lines.append(f"  {events_denied} (restores of earlier versions keep their timeline in events)")
+    for phase, at, lasted in entries:
+        took = format_duration(lasted) if lasted is not None else ("" if phase == "Finished" else "now")
+        lines.append(f"  {phase:<11} {at:<25} {took}".rstrip())
     lines.append("Events:")
     if events is None:
         lines.append(f"  {events_denied}")

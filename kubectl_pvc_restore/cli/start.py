@@ -10,31 +10,17 @@ from .common import KUBE_NAME, Client, command, dump, follow, output_option
 
 #: The Restore phase's limit must be at least this (the CRD refuses less: a zero timeout would scale the workloads
 #: down for nothing).
-MIN_RESTORE_TIMEOUT = 1.0
 
 
 def restore_timeout_value(text: str) -> str:
     """``--restore-timeout`` as the CRD's duration string (``2h``, ``90s``); BadParameter when it is not a positive
     duration of at least 1s."""
-    import math
+    from ..durations import restore_timeout
 
-    from ..durations import parse_duration
-
-    value = text.strip()
     try:
-        seconds = parse_duration(value)
+        return restore_timeout(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--restore-timeout'") from None
-    if not math.isfinite(seconds):
-        raise click.BadParameter(f"{text!r} is not a duration (examples: 30s, 5m, 1h30m)",
-                                 param_hint="'--restore-timeout'")
-    if seconds < MIN_RESTORE_TIMEOUT:
-        raise click.BadParameter(f"{text!r}: the restore timeout must be at least {MIN_RESTORE_TIMEOUT:g}s (a zero "
-                                 "timeout would stop the workloads for nothing); e.g. 30m, 2h",
-                                 param_hint="'--restore-timeout'")
-    if not value[-1].isalpha():  # plain seconds, in any float spelling: the CRD wants <number><unit>
-        value = f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
-    return value
 
 
 def check_usage(*, latest: bool, previous: int | None, as_of: str | None, wait: bool, timeout: float | None,

@@ -65,7 +65,8 @@ class Source(Protocol):
     async def snapshots(self, namespace: str, pvc: str, *, where: str = "auto"
                         ) -> tuple[list[dict[str, Any]] | None, str | None, str | None]: ...
     async def plan(self, namespace: str, pvc: str, selector: Selector) -> Plan: ...
-    async def create(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False) -> str: ...
+    async def create(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False,
+                     **options: Any) -> str: ...
     async def cancel(self, namespace: str, name: str) -> None: ...
     async def clear_lock(self, row: LockRow) -> None: ...
 
@@ -167,11 +168,13 @@ class Cluster:
         workloads = await plan.plan_workloads(self.kube, namespace, pvc)
         return Plan(workloads.owners, source_name, problems + workloads.problems, workloads.stops, workloads.notes)
 
-    async def create(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False) -> str:
+    async def create(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False,
+                     **options: Any) -> str:
+        """``options``: restores.create_restore's (delete_bare_pods, running_jobs, partial_data, timeout)."""
         from ..restores import create_restore
 
         created = await create_restore(self.kube, namespace, pvc, selector, created_by="kubectl pvc-restore tui",
-                                       safety_backup=safety_backup)
+                                       safety_backup=safety_backup, **options)
         return created["metadata"]["name"]
 
     async def cancel(self, namespace: str, name: str) -> None:

@@ -19,15 +19,17 @@ PHASES = [p.value for p in Phase]
 def render(obj: dict, events: list[dict], destination: dict | None) -> str:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
     phase = status.get("phase") or "Pending"
-    from ...model import phase_times
+    from ...durations import format_duration
+    from ...model import timeline
 
-    entered = phase_times(events)
+    entered = {name: (at, lasted) for name, at, lasted in timeline(status, events)}
     current = PHASES.index(phase) if phase in PHASES else -1
     steps = []
     for i, name in enumerate(PHASES):
         mark = "✔" if i < current or phase == "Finished" else ("▶" if i == current else "·")
-        when = short_time(entered.get(name)) if name in entered else ""
-        steps.append(f"  {mark} {name:<10} {when}")
+        at, lasted = entered.get(name, (None, None))
+        took = format_duration(lasted) if lasted is not None else ""
+        steps.append(f"  {mark} {name:<10} {short_time(at) if at else '':<16} {took}".rstrip())
     from ...model import Spec, requested_by
 
     lines = [f"[b]{esc(meta['namespace'])}/{esc(meta['name'])}[/b]  PVC [b]{esc(spec.get('pvc') or '')}[/b], "

@@ -26,6 +26,7 @@ class RestoreDialog(ModalScreen[None]):
     RestoreDialog Input { width: 1fr; }
     RestoreDialog KeyedTable { height: 4; }
     RestoreDialog Checkbox { border: none; padding: 0; }
+    RestoreDialog #timeout-row Label { padding: 1 0 0 1; }
     RestoreDialog #choice { color: $success; }
     RestoreDialog #problem { color: $error; }
     """
@@ -56,6 +57,12 @@ class RestoreDialog(ModalScreen[None]):
             yield Static("", id="choice")
             yield Static("", id="problem")
             yield Checkbox("back up the current data first (the restore can then be undone)", id="safety")
+            yield Checkbox("delete bare pods that mount the PVC (they do not come back)", id="bare")
+            yield Checkbox("fail at once if Jobs run on the PVC (default: wait for them)", id="fail-jobs")
+            yield Checkbox("mover failed half-way: workloads back anyway (default: keep stopped)", id="scale-back")
+            with Horizontal(id="timeout-row"):
+                yield Label("restore timeout: ")
+                yield Input(placeholder="the controller's (24h); e.g. 48h", id="timeout")
             with Horizontal():
                 yield Button("Next", variant="primary", id="next")
                 yield Button("Cancel", id="cancel")
@@ -149,8 +156,23 @@ class RestoreDialog(ModalScreen[None]):
         except SelectorError as exc:
             self.query_one("#problem", Static).update(Text(str(exc)))
             return
-        safety = self.query_one("#safety", Checkbox).value
-        self.app.switch_screen(ConfirmRestore(self.namespace, self.pvc, selector, safety_backup=safety))
+        try:
+            options = self.options()
+        except ValueError as exc:
+            self.query_one("#problem", Static).update(Text(str(exc)))
+            return
+        self.app.switch_screen(ConfirmRestore(self.namespace, self.pvc, selector, **options))
+
+    def options(self) -> dict[str, Any]:
+        """The restore's spec options, as ``start``'s flags set them; ValueError for a bad timeout."""
+        from ...durations import restore_timeout
+
+        text = self.query_one("#timeout", Input).value.strip()
+        return {"safety_backup": self.query_one("#safety", Checkbox).value,
+                "delete_bare_pods": self.query_one("#bare", Checkbox).value,
+                "running_jobs": "Fail" if self.query_one("#fail-jobs", Checkbox).value else "Wait",
+                "partial_data": "ScaleBack" if self.query_one("#scale-back", Checkbox).value else "KeepStopped",
+                "timeout": restore_timeout(text) if text else None}
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -166,10 +188,13 @@ class ConfirmRestore(ModalScreen[None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False) -> None:
+    def __init__(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False,
+                 **options: Any) -> None:
         super().__init__()
         self.namespace, self.pvc, self.selector = namespace, pvc, selector
         self.safety_backup = safety_backup
+        #: delete_bare_pods, running_jobs, partial_data, timeout (restores.create_restore's options).
+        self.options = {key: value for key, value in options.items() if value not in (None, False)}
         self.blocked = True
 
     def compose(self) -> ComposeResult:
@@ -200,6 +225,14 @@ class ConfirmRestore(ModalScreen[None]):
         lines += [f"Note: {esc(note)}" for note in plan.notes]
         if self.safety_backup:
             lines.append("Safety backup of the current data first (undo possible)")
+        if self.options.get("delete_bare_pods"):
+            lines.append("Pods without a controller that mount the PVC are deleted (they do not come back)")
+        if self.options.get("running_jobs") == "Fail":
+            lines.append("Fails at once if Jobs run on the PVC")
+        if self.options.get("partial_data") == "ScaleBack":
+            lines.append("If the mover fails half-way, the workloads come back onto the partial data")
+        if self.options.get("timeout"):
+            lines.append(f"The mover may copy for {esc(self.options['timeout'])}")
         lines.append(f"ReplicationSource used (paused meanwhile): {esc(plan.source or '-')}")
         self.query_one("#plan", Static).update("\n".join(lines))
         self.query_one("#problems", Static).update("\n".join(f"cannot restore: {esc(p)}" for p in plan.problems))
@@ -226,7 +259,8 @@ class ConfirmRestore(ModalScreen[None]):
     async def _create(self) -> None:
         self.query_one("#go", Button).disabled = True
         name = await self.app.call_api(lambda source: source.create(self.namespace, self.pvc, self.selector,
-                                                                     safety_backup=self.safety_backup))
+                                                                     safety_backup=self.safety_backup,
+                                                                     **self.options))
         if name is None:
             self._enable()
             return
