@@ -418,11 +418,20 @@ def parse_time_or_none(value: Any) -> dt.datetime | None:
         return None
 
 
+def event_order(event: dict[str, Any]) -> tuple[str, int]:
+    """Sort key for Events in the order they happened: their time (second precision), then the API server's
+    resourceVersion, which grows with every write (events of one second otherwise come back in name order)."""
+    meta = event.get("metadata") or {}
+    version = meta.get("resourceVersion") or ""
+    return (event.get("lastTimestamp") or event.get("eventTime") or meta.get("creationTimestamp") or "",
+            int(version) if version.isdigit() else 0)
+
+
 def phase_times(events: list[dict[str, Any]]) -> dict[str, str]:
     """When the restore entered each phase, from the controller's Events on it (reason = phase name)."""
     entered: dict[str, str] = {}
     phases = {p.value for p in Phase}
-    for e in sorted(events, key=lambda e: e.get("lastTimestamp") or e["metadata"]["creationTimestamp"]):
+    for e in sorted(events, key=event_order):
         if e.get("reason") in phases and e["reason"] not in entered:
             entered[e["reason"]] = e.get("lastTimestamp") or e["metadata"]["creationTimestamp"]
     return entered

@@ -91,3 +91,18 @@ def test_locks_screen(snap_compare):
 
 def test_help_screen(snap_compare):
     assert snap_compare(app(), terminal_size=SIZE, run_before=after("question_mark"))
+
+
+def test_the_readmes_pictures_are_these_snapshots():
+    """The README shows the TUI through the SVGs these tests compare against, so its pictures cannot go stale."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+\.svg)\)", (root / "README.md").read_text())
+    assert len(pictures) >= 3
+    tests = (root / "tests" / "test_tui_snapshots.py").read_text()
+    for picture in pictures:
+        path = root / picture
+        assert path.is_file() and path.parent.name == "test_tui_snapshots", picture
+        assert f"def {path.stem}(" in tests, f"{picture} is not drawn by a test"

@@ -192,3 +192,17 @@ def test_safety_source_copies_the_repository_and_forgets_nothing():
     rclone = {"metadata": {"name": "x"}, "spec": {"sourcePVC": "d", "rclone": {"rcloneConfig": "c"}}}
     with pytest.raises(volsync.VolsyncError, match="keeps only the latest copy"):
         volsync.safety_source_manifest(rclone, restore_name="r", namespace="n", trigger="t")
+
+
+def test_events_of_one_second_come_in_the_order_they_were_written():
+    from kubectl_pvc_restore.model import event_order, timeline
+
+    events = [{"metadata": {"name": n, "resourceVersion": rv, "creationTimestamp": "2024-05-03T10:00:00Z"},
+               "lastTimestamp": "2024-05-03T10:00:00Z", "reason": reason}
+              for n, rv, reason in (("a", "1205", "Restore"), ("b", "1190", "Initialize"), ("c", "1201", "ScaleDown"))]
+    assert [e["reason"] for e in sorted(events, key=event_order)] == ["Initialize", "ScaleDown", "Restore"]
+    # Restores of earlier versions have no status.timeline: it comes from those events.
+    assert [p for p, _, _ in timeline({}, events)] == ["Initialize", "ScaleDown", "Restore"]
+    entries = timeline({"timeline": [{"phase": "Initialize", "at": "2024-05-03T10:00:00.100Z"},
+                                     {"phase": "ScaleDown", "at": "2024-05-03T10:00:02.600Z"}]}, events)
+    assert entries == [("Initialize", "2024-05-03T10:00:00.100Z", 2.5), ("ScaleDown", "2024-05-03T10:00:02.600Z", None)]

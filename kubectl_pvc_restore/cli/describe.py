@@ -26,7 +26,7 @@ async def command(client: Client, name: str, output: str | None) -> int:
     from .. import kube as k
     from .. import volsync
     from ..durations import format_duration
-    from ..model import timeline
+    from ..model import event_order, timeline
 
     ns = client.namespace
     try:
@@ -130,6 +130,7 @@ async def command(client: Client, name: str, output: str | None) -> int:
         events: list | None = [
             e for e in await client.kube.list(k.EVENTS, ns, field_selector=f"involvedObject.name={meta['name']}")
             if e["involvedObject"].get("uid") in (None, meta.get("uid"))]
+        events.sort(key=event_order)
         events_denied = ""
     except k.Forbidden as exc:
         events, events_denied = None, forbidden(exc, "list", "events", ns)

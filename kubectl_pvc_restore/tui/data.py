@@ -130,7 +130,7 @@ class Cluster:
 
     async def events(self, namespace: str, name: str) -> list[dict[str, Any]]:
         events = await self.kube.list(k.EVENTS, namespace, field_selector=f"involvedObject.name={name}")
-        return sorted(events, key=lambda e: e.get("lastTimestamp") or e["metadata"]["creationTimestamp"])
+        return sorted(events, key=model.event_order)
 
     async def destination(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.kube.get_or_none(k.REPLICATION_DESTINATIONS, name, namespace)
