@@ -52,6 +52,16 @@ spec:
 #: The real-volsync scenario's fixtures (data, chart_rbac_controller, run_cli).
 pytest_plugins = ["tests.real_scenario"]
 
+#: Fixtures that start a control plane (directly or through another fixture): a test that uses one is marked
+#: ``cluster``, so ``pytest -m "not cluster"`` runs the unit tests alone, in seconds.
+CONTROL_PLANE_FIXTURES = {"control_plane", "real_volsync", "eco", "short_tokens"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if CONTROL_PLANE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.cluster)
+
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
