@@ -25,10 +25,12 @@ import hashlib
 import json
 import re
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
 
+from controller.leader import LeaderElector
 from controller.loop import Controller
 from controller.settings import Settings
 from devtools.controlplane import REPO, ControlPlane
@@ -172,8 +174,13 @@ async def run(kubeconfig: str, volsync: RealVolsync, serve: bool) -> int:
     kube = await k.Kube.connect(kubeconfig=kubeconfig)
     expected = await create_sample(kube, volsync)
     root = await volume_path(kube)
-    controller = Controller(kube, Settings(namespace=NS, poll_interval=0.5))
-    stop = asyncio.Event()
+    # With leader election, as the chart runs it: its Lease shows `kubectl pvc-restore doctor` a controller at work.
+    settings = Settings(namespace=NS, poll_interval=0.5, leader_election=True)
+    elector = LeaderElector(kube, NS, f"demo_{socket.gethostname()}", lease_duration=settings.lease_duration,
+                            renew_deadline=settings.renew_deadline, retry_period=settings.retry_period)
+    controller = Controller(kube, settings, elector=elector)
+    stop, elector_stop = asyncio.Event(), asyncio.Event()
+    elector_task = asyncio.create_task(elector.run(elector_stop, lambda: None))
     task = asyncio.create_task(controller.run(stop))
     say("pvc-restore controller running")
     code = await restore(kube)
@@ -190,6 +197,9 @@ async def run(kubeconfig: str, volsync: RealVolsync, serve: bool) -> int:
             pass
     stop.set()
     await task
+    elector_stop.set()
+    await elector_task
+    await elector.release()
     return code
 
 

@@ -94,7 +94,7 @@ def test_describe_shows_a_read_only_user_what_they_may_read(cluster, controller,
     assert "forbidden" not in admin.output.lower(), admin.output
     assert "Deployment web: 3 replica(s) before the restore, now 3" in admin.output
     assert "StatefulSet db: 2 replica(s) before the restore, now 2" in admin.output
-    assert "  Finished    20" in admin.output and "(deleted)" in admin.output
+    assert "  Finished    20" in admin.output and "(deleted when the restore finished)" in admin.output
 
     # Only PVCRestores: every secondary part is marked, the restore itself is shown in full.
     config = user(cluster, kubeconfig, tmp_path, "restores-only", RESTORES_ONLY)
@@ -146,7 +146,8 @@ def test_doctor_runs_every_check_and_names_what_it_could_not_check(cluster, cont
     admin = cli_as(kubeconfig, ns, "doctor", "data")
     assert "[????]" not in admin.output and "could not check" not in admin.output, admin.output
     assert "[ok  ] no restore is running for it" in admin.output
-    assert admin.exit_code == 1, admin.output  # no controller pod runs in the test cluster: a real problem
+    # No controller pod runs in the test cluster, but the in-process controller just reconciled a restore here.
+    assert admin.exit_code == 0 and "[ok  ] a controller is at work" in admin.output, admin.output
 
     # Allowed nothing at all: every check is reported as not done, with the permission it needs; none failed.
     config = user(cluster, kubeconfig, tmp_path, "nobody", None)
