@@ -108,8 +108,7 @@ def test_describe_shows_a_read_only_user_what_they_may_read(cluster, controller,
                  "StatefulSet db: 2 replica(s) before the restore, now (forbidden: you may not get "
                  f"statefulsets/scale in namespace {ns})",
                  f"  (forbidden: you may not get replicationdestinations.volsync.backube in namespace {ns})",
-                 f"Timeline:\n  (forbidden: you may not list events in namespace {ns}) (the timeline is read from "
-                 "the events)",
+                 "Timeline:\n  Initialize  20",  # from status.timeline: readable with the restore itself
                  f"Events:\n  (forbidden: you may not list events in namespace {ns})"):
         assert text in out, out
     assert "(deleted)" not in out  # not known to this user
