@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -127,6 +128,7 @@ def real_volsync() -> Iterator[RealVolsync]:
     finally:
         volsync.stop()
         cp.stop(quiet=True)
+        shutil.rmtree(volsync.workdir, ignore_errors=True)  # its repositories and volumes: this session's only
 
 
 @pytest.fixture(scope="session")
