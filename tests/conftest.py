@@ -22,7 +22,7 @@ from devtools.kubeapi import Api  # noqa: E402
 from devtools.mover_simulator import MoverSimulator  # noqa: E402
 from devtools.real_volsync import RealVolsync  # noqa: E402
 from kubectl_pvc_restore import kube as k  # noqa: E402
-from tests.helpers import Cluster, SyncKube  # noqa: E402
+from tests.helpers import Cluster, SyncKube, in_process_controllers  # noqa: E402
 
 
 #: A ValidatingAdmissionPolicy binding with ConfigMap params that matches nothing, applied before any test: the API
@@ -146,26 +146,8 @@ def real_namespace(request, real_kube) -> Iterator[str]:
 @pytest.fixture
 def real_controller(portal, real_kube, real_namespace):
     """An in-process controller on the real-volsync control plane, scoped to the test's namespace."""
-    import asyncio
-
-    from controller.loop import Controller
-    from controller.settings import Settings
-
-    running = []
-
-    def start(**overrides):
-        options = dict(namespace=real_namespace, poll_interval=0.2, restore_timeout=120.0, scale_down_timeout=60.0,
-                       lock_stale_after=300.0)
-        options.update(overrides)
-        ctl = Controller(real_kube.kube, Settings(**options))
-        stop = asyncio.Event()
-        running.append((stop, portal.start_task_soon(ctl.run, stop)))
-        return ctl
-
-    yield start
-    for stop, future in running:
-        portal.call(stop.set)
-        future.result(timeout=60)
+    with in_process_controllers(portal, real_kube.kube, real_namespace, restore_timeout=120.0) as start:
+        yield start
 
 
 @pytest.fixture
@@ -180,26 +162,8 @@ def cluster(kube, namespace, mover_simulator) -> Cluster:
 @pytest.fixture
 def controller(portal, kube, namespace):
     """Start an in-process controller scoped to the test's namespace: ``controller(restore_timeout=2)``."""
-    import asyncio
-
-    from controller.loop import Controller
-    from controller.settings import Settings
-
-    running = []
-
-    def start(**overrides):
-        options = dict(namespace=namespace, poll_interval=0.2, restore_timeout=30.0, scale_down_timeout=60.0,
-                       lock_stale_after=300.0)
-        options.update(overrides)
-        ctl = Controller(kube.kube, Settings(**options))
-        stop = asyncio.Event()
-        running.append((stop, portal.start_task_soon(ctl.run, stop)))
-        return ctl
-
-    yield start
-    for stop, future in running:
-        portal.call(stop.set)
-        future.result(timeout=60)
+    with in_process_controllers(portal, kube.kube, namespace) as start:
+        yield start
 
 
 def free_port() -> int:

@@ -3,9 +3,10 @@ objects in a test's namespace."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from kubectl_pvc_restore import kube as k
 from devtools import mover_simulator
@@ -27,6 +28,35 @@ class SyncKube:
             return self.portal.call(lambda: attr(*args, **kwargs))
 
         return call
+
+
+@contextlib.contextmanager
+def in_process_controllers(portal: Any, kube: k.Kube, namespace: str, **defaults: Any) -> Iterator[Callable[..., Any]]:
+    """``start(**overrides)`` runs a controller in the session's event loop, scoped to ``namespace``, with short poll
+    intervals (``defaults`` and then ``overrides`` change its Settings); all of them are stopped on exit."""
+    import asyncio
+
+    from controller.loop import Controller
+    from controller.settings import Settings
+
+    running = []
+
+    def start(**overrides: Any) -> Controller:
+        options = dict(namespace=namespace, poll_interval=0.2, restore_timeout=30.0, scale_down_timeout=60.0,
+                       lock_stale_after=300.0)
+        options.update(defaults)
+        options.update(overrides)
+        ctl = Controller(kube, Settings(**options))
+        stop = asyncio.Event()
+        running.append((stop, portal.start_task_soon(ctl.run, stop)))
+        return ctl
+
+    try:
+        yield start
+    finally:
+        for stop, future in running:
+            portal.call(stop.set)
+            future.result(timeout=60)
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.2,

@@ -160,14 +160,11 @@ def data(real_kube, real_namespace, real_volsync) -> Data:
 def chart_rbac_controller(portal, real_volsync, real_kube, real_namespace, tmp_path):
     """An in-process controller that acts with exactly the chart's RBAC rules (its ClusterRole, bound in the test's
     namespace to a ServiceAccount with a real token): the verbs real volsync needs are in the chart."""
-    import asyncio
     import subprocess
 
     import yaml
 
-    from controller.loop import Controller
-    from controller.settings import Settings
-    from tests.helpers import bind_role, identity_kubeconfig
+    from tests.helpers import bind_role, identity_kubeconfig, in_process_controllers
 
     chart = Path(__file__).resolve().parents[1] / "charts" / "pvc-restore"
     rendered = subprocess.run([str(real_volsync.cp.bin / "helm"), "template", "r", str(chart), "-n", real_namespace],
@@ -178,13 +175,8 @@ def chart_rbac_controller(portal, real_volsync, real_kube, real_namespace, tmp_p
     config = identity_kubeconfig(real_kube, str(real_volsync.cp.kubeconfig), real_namespace, "controller",
                                  tmp_path / "controller.kubeconfig")
     kube = portal.call(lambda: k.Kube.connect(kubeconfig=config))
-    ctl = Controller(kube, Settings(namespace=real_namespace, poll_interval=0.2, restore_timeout=120.0,
-                                    scale_down_timeout=60.0, lock_stale_after=300.0))
-    stop = asyncio.Event()
-    future = portal.start_task_soon(ctl.run, stop)
-    yield ctl
-    portal.call(stop.set)
-    future.result(timeout=60)
+    with in_process_controllers(portal, kube, real_namespace, restore_timeout=120.0) as start:
+        yield start()
 
 
 @pytest.fixture

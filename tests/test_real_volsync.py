@@ -93,7 +93,7 @@ def test_cli_start_and_undo_of_a_safety_backup_on_real_bytes(data, run_cli, requ
 
 
 def test_tui_restores_the_chosen_snapshot_on_real_bytes(data, real_controller, real_volsync):
-    from tests.test_tui import SIZE, app_for, table_keys, until
+    from tests.test_tui import SIZE, app_for, confirm_restore, open_restore_dialog, until, until_finished_on_screen
 
     data.setup()
     data.write(V1)
@@ -106,21 +106,15 @@ def test_tui_restores_the_chosen_snapshot_on_real_bytes(data, real_controller, r
     async def scenario():
         app = app_for(str(real_volsync.cp.kubeconfig), data.ns)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: f"{data.ns}/{PVC}" in table_keys(app.screen, "#pvcs"), what="the PVC row")
-            await pilot.press("r")
-            await until(pilot, lambda: type(app.screen).__name__ == "RestoreDialog", what="the dialog")
+            await open_restore_dialog(pilot, app, data.ns, PVC)
             await pilot.click("#previous")
             await pilot.click("#n")
             await pilot.press("1")
             app.screen.query_one("#next").press()  # may be scrolled out of an 80x24 view
             await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
-            for ch in PVC:
-                await pilot.press(ch)
-            await pilot.press("enter")
-            await until(pilot, lambda: type(app.screen).__name__ == "RestoreScreen", what="the restore screen")
-            await until(pilot, lambda: "✔ Finished" in str(app.screen.query_one("#detail").render()), timeout=180,
-                        what="Finished on screen")
-            return app.screen.restore_name
+            name = await confirm_restore(pilot, app, PVC)
+            await until_finished_on_screen(pilot, app, 180)
+            return name
 
     name = asyncio.run(scenario())
     restore = data.kube.get(k.PVC_RESTORES, name, data.ns)

@@ -105,7 +105,7 @@ def test_a_user_who_may_not_create_pods_is_told_so(data, real_volsync, tmp_path)
 
 def test_tui_picker_restores_exactly_the_picked_snapshot_when_a_backup_lands_meanwhile(data, real_controller,
                                                                                        real_volsync):
-    from tests.test_tui import SIZE, app_for, until
+    from tests.test_tui import SIZE, app_for, confirm_restore, open_restore_dialog, until, until_finished_on_screen
 
     data.setup()
     data.write(V1)
@@ -118,9 +118,7 @@ def test_tui_picker_restores_exactly_the_picked_snapshot_when_a_backup_lands_mea
     async def scenario():
         app = app_for(str(real_volsync.cp.kubeconfig), data.ns)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: f"{data.ns}/{PVC}" in table_keys(app.screen, "#pvcs"), what="the PVC row")
-            await pilot.press("r")
-            await until(pilot, lambda: type(app.screen).__name__ == "RestoreDialog", what="the dialog")
+            await open_restore_dialog(pilot, app, data.ns, PVC)
             await until(pilot, lambda: app.screen.snapshots is not None, timeout=60, what="the snapshot list")
             await pilot.press("f")  # list from a pod in the cluster instead
             await until(pilot, lambda: "listed by a pod in the cluster" in note(app), timeout=60,
@@ -128,20 +126,18 @@ def test_tui_picker_restores_exactly_the_picked_snapshot_when_a_backup_lands_mea
             table = app.screen.query_one("#snapshots")
             table.focus()
             await pilot.press("down")  # the second newest: the first backup
-            await until(pilot, lambda: app.screen.query_one("#time").value, what="the picked snapshot's time")
-            assert f"will restore snapshot {s1}" in str(app.screen.query_one("#choice").render())
+            # Focusing the table highlights its first row before "down" moves on: wait for the pick to be the second.
+            await until(pilot, lambda: f"will restore snapshot {s1}" in str(app.screen.query_one("#choice").render()),
+                        what=f"the pick to be snapshot {s1}")
+            assert app.screen.query_one("#time").value, "picked by its time"
             # A backup lands while the user confirms: the pick still means the same snapshot.
             data.write(V3)
             data.backup()
             app.screen.query_one("#next").press()  # may be scrolled out of an 80x24 view
             await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
-            for ch in PVC:
-                await pilot.press(ch)
-            await pilot.press("enter")
-            await until(pilot, lambda: type(app.screen).__name__ == "RestoreScreen", what="the restore screen")
-            await until(pilot, lambda: "✔ Finished" in str(app.screen.query_one("#detail").render()), timeout=180,
-                        what="Finished on screen")
-            return app.screen.restore_name
+            name = await confirm_restore(pilot, app, PVC)
+            await until_finished_on_screen(pilot, app, 180)
+            return name
 
     name = asyncio.run(scenario())
     restore = data.kube.get(k.PVC_RESTORES, name, data.ns)
@@ -153,9 +149,3 @@ def test_tui_picker_restores_exactly_the_picked_snapshot_when_a_backup_lands_mea
 
 def note(app) -> str:
     return str(app.screen.query_one("#snapshots-note").render())
-
-
-def table_keys(screen, selector):
-    from tests.test_tui import table_keys as keys
-
-    return keys(screen, selector)

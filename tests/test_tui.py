@@ -37,6 +37,28 @@ def table_keys(screen, selector):
     return [row.value for row in table.rows]
 
 
+async def open_restore_dialog(pilot, app, namespace: str, pvc: str) -> None:
+    """From the PVCs screen: wait for the PVC's row, press r, wait for the dialog."""
+    await until(pilot, lambda: f"{namespace}/{pvc}" in table_keys(app.screen, "#pvcs"), what="the PVC row")
+    await pilot.press("r")
+    await until(pilot, lambda: type(app.screen).__name__ == "RestoreDialog", what="the dialog")
+
+
+async def confirm_restore(pilot, app, pvc: str) -> str:
+    """On the confirmation: type the PVC's name, press enter, and return the restore the screen follows."""
+    for ch in pvc:
+        await pilot.press(ch)
+    assert not app.screen.query_one("#go").disabled, "the PVC name is typed: the restore may start"
+    await pilot.press("enter")
+    await until(pilot, lambda: type(app.screen).__name__ == "RestoreScreen", what="the restore screen")
+    return app.screen.restore_name
+
+
+async def until_finished_on_screen(pilot, app, timeout: float) -> None:
+    await until(pilot, lambda: "✔ Finished" in str(app.screen.query_one("#detail").render()), timeout=timeout,
+                what="Finished on screen")
+
+
 def test_create_a_restore_through_the_dialog_and_watch_it_finish(cluster, controller, kubeconfig):
     sc.setup(cluster, statefulset=0, deployment=1)
     controller()
@@ -44,9 +66,7 @@ def test_create_a_restore_through_the_dialog_and_watch_it_finish(cluster, contro
     async def scenario():
         app = app_for(kubeconfig, cluster.ns)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: f"{cluster.ns}/data" in table_keys(app.screen, "#pvcs"), what="the PVC row")
-            await pilot.press("r")
-            await until(pilot, lambda: type(app.screen).__name__ == "RestoreDialog", what="the dialog")
+            await open_restore_dialog(pilot, app, cluster.ns, "data")
             await pilot.click("#previous")
             await pilot.click("#n")
             await pilot.press("1")
@@ -56,14 +76,8 @@ def test_create_a_restore_through_the_dialog_and_watch_it_finish(cluster, contro
             await until(pilot, lambda: "Deployment web: 1 replica(s)" in str(app.screen.query_one("#plan").render()),
                         what="the plan")
             assert app.screen.query_one("#go").disabled, "must not start before the PVC name is typed"
-            for ch in "data":
-                await pilot.press(ch)
-            assert not app.screen.query_one("#go").disabled
-            await pilot.press("enter")
-            await until(pilot, lambda: type(app.screen).__name__ == "RestoreScreen", what="the restore screen")
-            name = app.screen.restore_name
-            await until(pilot, lambda: "✔ Finished" in str(app.screen.query_one("#detail").render()), timeout=60,
-                        what="Finished on screen")
+            name = await confirm_restore(pilot, app, "data")
+            await until_finished_on_screen(pilot, app, 60)
             return name
 
     name = asyncio.run(scenario())
@@ -178,9 +192,7 @@ def test_restore_dialog_sets_the_options_start_has(cluster, controller, kubeconf
     async def scenario():
         app = app_for(kubeconfig, cluster.ns)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: f"{cluster.ns}/data" in table_keys(app.screen, "#pvcs"), what="the PVC row")
-            await pilot.press("r")
-            await until(pilot, lambda: type(app.screen).__name__ == "RestoreDialog", what="the dialog")
+            await open_restore_dialog(pilot, app, cluster.ns, "data")
             for box in ("#bare", "#fail-jobs", "#scale-back"):
                 app.screen.query_one(box).value = True
             app.screen.query_one("#timeout").value = "0s"
@@ -193,11 +205,7 @@ def test_restore_dialog_sets_the_options_start_has(cluster, controller, kubeconf
             await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
             await until(pilot, lambda: "Fails at once if Jobs run" in str(app.screen.query_one("#plan").render()),
                         what="the options in the plan")
-            for ch in "data":
-                await pilot.press(ch)
-            await pilot.press("enter")
-            await until(pilot, lambda: type(app.screen).__name__ == "RestoreScreen", what="the restore screen")
-            return app.screen.restore_name
+            return await confirm_restore(pilot, app, "data")
 
     name = asyncio.run(scenario())
     spec = cluster.kube.get(k.PVC_RESTORES, name, cluster.ns)["spec"]
