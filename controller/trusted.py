@@ -15,19 +15,6 @@ from kubectl_pvc_restore.model import Owner, Stop
 #: Workload kinds ScaleDown scales through /scale (more with the controller's --extra-scale-kind).
 SCALABLE = frozenset({("apps/v1", "Deployment"), ("apps/v1", "StatefulSet"), ("apps/v1", "ReplicaSet"),
                       ("v1", "ReplicationController")})
-#: For each stop method, the kinds it is done to.
-STOP_KINDS: dict[str, frozenset[tuple[str, str]]] = {
-    "nodeSelector": frozenset({("apps/v1", "DaemonSet")}),
-    "suspend": frozenset({("batch/v1", "CronJob")} | {(f"{group}/{version}", kind)
-                                                       for group, kind, versions in stops.FLUX for version in versions}),
-    "argoAutomated": frozenset({stops.ARGO_APP}),
-    "kedaPause": frozenset({stops.KEDA_SCALED_OBJECT}),
-    "pvcRetention": frozenset({("apps/v1", "StatefulSet")}),
-    "delete": frozenset({("v1", "Pod")}),
-}
-#: GitOps owners may live in another namespace than the workload they manage (flux-system, argocd).
-ELSEWHERE = frozenset({(f"{group}/{version}", kind) for group, kind, versions in stops.FLUX for version in versions}
-                      | {stops.ARGO_APP})
 
 
 def owner_problem(owner: Owner, namespace: str, extra_kinds: frozenset[tuple[str, str]] = frozenset()) -> str | None:
@@ -50,10 +37,10 @@ def stop_problem(stop: Stop, namespace: str) -> str | None:
     problem = names.subdomain_problem(stop.name) or names.label_problem(stop.namespace)
     if problem:
         return f"status.stopped names {stop.kind} {stop.name!r} in {stop.namespace!r}: {problem}"
-    kind = (stop.api_version, stop.kind)
-    if kind not in STOP_KINDS.get(stop.method, frozenset()):
+    kind = stops.kind_of(stop)
+    if kind is None or (stop.api_version, stop.kind) not in kind.kinds:
         return f"status.stopped asks for {stop.method!r} on a {stop.api_version} {stop.kind}, which the controller never does"
-    if stop.namespace != namespace and kind not in ELSEWHERE:
+    if stop.namespace != namespace and not kind.may_live_elsewhere(stop):
         return (f"status.stopped names {stop.kind} {stop.name} in namespace {stop.namespace}; a restore acts only in "
                 f"its own namespace ({namespace})")
     return None

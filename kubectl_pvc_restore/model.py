@@ -99,11 +99,8 @@ class Stop:
     """Something other than /scale that a restore does to stop what would write the PVC (or scale it back up),
     recorded with the value to put back before it is done, and undone in Finalize.
 
-    methods: ``nodeSelector`` (DaemonSet: a nodeSelector no node matches), ``suspend`` (CronJob, Flux Kustomization
-    or HelmRelease: spec.suspend), ``pvcRetention`` (StatefulSet: persistentVolumeClaimRetentionPolicy.whenScaled
-    Retain, since Delete would delete the PVC when scaled to 0), ``argoAutomated`` (Argo CD Application: automated sync off), ``kedaPause``
-    (KEDA ScaledObject: the paused-replicas annotation), ``delete`` (a bare Pod, when allowed; not undone).
-    ``original`` is the JSON of the value to restore (``null``: it was absent).
+    ``method`` names its kind in ``kubectl_pvc_restore.stops.REGISTRY`` (one module per kind: what it sets, how it is
+    described, applied and undone). ``original`` is the JSON of the value to restore (``null``: it was absent).
     """
 
     api_version: str
@@ -125,18 +122,6 @@ class Stop:
     @property
     def key(self) -> tuple[str, str, str, str, str]:
         return self.api_version, self.kind, self.namespace, self.name, self.method
-
-    def describe(self) -> str:
-        return {
-            "nodeSelector": f"DaemonSet {self.name}: stopped with a nodeSelector no node matches, then given back "
-                            "its own",
-            "suspend": f"{self.kind} {self.namespace}/{self.name}: suspended, then resumed as it was",
-            "argoAutomated": f"Argo CD Application {self.namespace}/{self.name}: automated sync off, then back",
-            "kedaPause": f"KEDA ScaledObject {self.name}: paused at 0 replicas, then unpaused",
-            "delete": f"Pod {self.name}: deleted (it has no controller; it does not come back)",
-            "pvcRetention": f"StatefulSet {self.name}: PVC retention whenScaled set to Retain (with Delete, scaling "
-                            "to 0 would delete the PVC being restored), then back to Delete",
-        }.get(self.method, f"{self.kind} {self.name}: {self.method}")
 
 
 @dataclasses.dataclass(frozen=True)

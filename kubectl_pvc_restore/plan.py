@@ -18,7 +18,7 @@ class WorkloadPlan:
     pods: list[str]
     owners: list[Owner]
     problems: list[str]
-    #: Other things done to stop what writes the PVC or would scale it back up (see stops.py).
+    #: Other things done to stop what writes the PVC or would scale it back up (see the stops package).
     stops: list[Stop] = dataclasses.field(default_factory=list)
     #: Pods of running Jobs that the restore waits for.
     jobs: list[str] = dataclasses.field(default_factory=list)

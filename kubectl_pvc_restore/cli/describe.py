@@ -87,10 +87,11 @@ async def command(client: Client, name: str, output: str | None) -> int:
     if not owners and owners is not None:
         lines.append("  (none mounted the PVC)")
     if status.get("stopped"):
+        from .. import stops
         from ..model import Stop
 
         lines.append("Also stopped:")
-        lines += [f"  {Stop.from_dict(s).describe()}" for s in status["stopped"]]
+        lines += [f"  {stops.describe(Stop.from_dict(s))}" for s in status["stopped"]]
     for note in status.get("notes") or []:
         lines.append(f"Note: {note}")
     if status.get("safetyBackup"):

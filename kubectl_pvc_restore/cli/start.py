@@ -121,7 +121,7 @@ async def command(client: Client, pvc: str, latest: bool, previous: int | None, 
 async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
     import dataclasses
 
-    from .. import plan, volsync
+    from .. import plan, stops, volsync
 
     ns = client.namespace
     spec = dataclasses.replace(selector.spec(pvc), **options)
@@ -142,7 +142,7 @@ async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
     if workloads.stops:
         click.echo("Also stopped for the restore and put back after:")
         for stop in workloads.stops:
-            click.echo(f"  {stop.describe()}")
+            click.echo(f"  {stops.describe(stop)}")
     if workloads.jobs:
         click.echo(f"Running Jobs waited for: {', '.join(workloads.jobs)}")
     if spec.safety_backup:

@@ -12,7 +12,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
-from ... import model, snapshot_table, volsync
+from ... import model, snapshot_table, stops, volsync
 from ...selector import Selector, SelectorError, parse_as_of
 from ..widgets import KeyedTable, short_time
 
@@ -221,7 +221,7 @@ class ConfirmRestore(ModalScreen[None]):
 
         lines = ["Workloads scaled to 0, then back:"]
         lines += [f"  {esc(o.kind)} {esc(o.name)}: {o.replicas} replica(s)" for o in plan.owners] or ["  (none)"]
-        lines += [f"Also: {esc(stop.describe())}" for stop in plan.stops]
+        lines += [f"Also: {esc(stops.describe(stop))}" for stop in plan.stops]
         lines += [f"Note: {esc(note)}" for note in plan.notes]
         if self.safety_backup:
             lines.append("Safety backup of the current data first (undo possible)")
