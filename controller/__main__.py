@@ -201,6 +201,13 @@ async def serve(settings: Settings) -> int:
     except k.KubeError as exc:
         log.error("%s", exc)
         return 1
+    from kubectl_pvc_restore.support import server_support
+
+    found = await server_support(kube)  # a server outside the supported range: said once, at start-up
+    if found.supported:
+        log.info("%s", found.message)
+    else:
+        log.warning("%s", found.message)
     health = health_mod.Health(stale_after=max(3 * settings.poll_interval, 3 * settings.retry_period, 30.0))
     health.last_api_ok = time.monotonic()
 

@@ -15,6 +15,11 @@ PVCRestore CRD, and tears it all down.
 Extra kube-apiserver flags (``ControlPlane(apiserver_flags={...})``, ``--kube-apiserver-flag KEY=VALUE``) are passed
 with kwokctl's ``--extra-args kube-apiserver=KEY=VALUE``; give such a cluster a name of its own (the default cluster
 has none).
+
+Versions (scripts/compat.sh sets both): ``PVC_RESTORE_KUBERNETES_VERSION=v1.N.P`` runs that Kubernetes release instead
+of the pinned one (build-controlplane.sh builds and caches it); ``PVC_RESTORE_VOLSYNC_VERSION=vX.Y.Z`` installs that
+volsync release's ReplicationSource/-Destination CRDs instead of tools/controlplane/volsync.version's (from
+scripts/build-volsync.sh's build of that release, which copies them from its Go module).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 BUILD_SCRIPT = REPO / "scripts" / "build-controlplane.sh"
 PVCRESTORE_CRD = REPO / "charts" / "pvc-restore" / "crds" / "pvcrestores.yaml"
 DEFAULT_WORKDIR = Path(os.environ.get("PVC_RESTORE_CACHE", Path.home() / ".cache" / "pvc-restore")) / "clusters"
+VOLSYNC_VERSION_FILE = REPO / "tools" / "controlplane" / "volsync.version"
 
 
 def build() -> Path:
@@ -126,9 +132,23 @@ class ControlPlane:
         ordered = firsts + [f for f in flags if f not in firsts]
         return [arg for component, flag, value in ordered for arg in ("--extra-args", f"{component}={flag}={value}")]
 
+    def volsync_crds(self) -> list[Path]:
+        """The ReplicationSource/-Destination CRDs to install: those of PVC_RESTORE_VOLSYNC_VERSION when it names
+        another release than the control plane's (tools/controlplane/volsync.version), else the control plane's."""
+        assert self.cache is not None
+        wanted = os.environ.get("PVC_RESTORE_VOLSYNC_VERSION", "").strip()
+        if wanted and wanted != VOLSYNC_VERSION_FILE.read_text().strip():
+            from devtools.real_volsync import build as build_volsync
+
+            crds = sorted((build_volsync() / "crds").glob("volsync.backube_*.yaml"))
+            if len(crds) != 2:
+                raise RuntimeError(f"volsync {wanted}: scripts/build-volsync.sh gave {crds}, not its two CRDs")
+            return crds
+        return sorted((self.cache / "crds").glob("*.yaml"))
+
     def install_crds(self) -> None:
         assert self.cache is not None
-        files = sorted((self.cache / "crds").glob("*.yaml")) + ([PVCRESTORE_CRD] if self.pvcrestore_crd else [])
+        files = self.volsync_crds() + ([PVCRESTORE_CRD] if self.pvcrestore_crd else [])
         if self.ecosystem_crds:  # Flux Kustomization, Argo CD Application, KEDA ScaledObject
             files += sorted((self.cache / "crds-ecosystem").glob("*.yaml"))
         args = ["apply", "--server-side", "--force-conflicts"]

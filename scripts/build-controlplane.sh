@@ -2,22 +2,33 @@
 # Builds the local Kubernetes control plane used by the tests and the demo, and caches it outside the repository.
 #
 #   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, kwokctl, helm, krew,
-#   validate-krew-manifest  (built with `go`)
+#   validate-krew-manifest, actionlint  (built with `go`)
 #   the volsync CRDs, copied from the github.com/backube/volsync Go module
 #
 # Pins live in the go.mod files under tools/controlplane/ (one module per upstream, so their dependency graphs never
-# mix). The cache directory is keyed by a hash of those files, so a changed pin rebuilds and an unchanged one is free.
+# mix). The cache directory is keyed by the Kubernetes version and a hash of those files, so a changed pin rebuilds
+# and an unchanged one is free.
+#
+# PVC_RESTORE_KUBERNETES_VERSION=v1.N.P builds another Kubernetes release than the pinned one (the compatibility
+# runs, scripts/compat.sh): a wrapper module is generated for it in the cache (k8s.io/kubernetes v1.N.P with every
+# staging module it replaces with ./staging/... replaced by v0.N.P, as k8s.io/kubernetes's own go.mod lists them) and
+# resolved with `go mod tidy`; etcd, kwok, helm and krew stay pinned. Each version is cached in a directory of its
+# own; a newer build of the same version supersedes the older one, other versions are kept.
 # Prints the cache directory on stdout; progress goes to stderr.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$repo/tools/controlplane"
 
-k8s_version=$(sed -nE "s/^(require)?[[:space:]]*k8s\.io\/kubernetes (v[0-9.]+).*/\2/p" "$tools/kubernetes/go.mod" | head -n1)
+pinned=$(sed -nE "s/^(require)?[[:space:]]*k8s\.io\/kubernetes (v[0-9.]+).*/\2/p" "$tools/kubernetes/go.mod" | head -n1)
+k8s_version=${PVC_RESTORE_KUBERNETES_VERSION:-$pinned}
+[[ "$k8s_version" =~ ^v1\.[0-9]+\.[0-9]+$ ]] \
+  || { echo "PVC_RESTORE_KUBERNETES_VERSION=$k8s_version: give a release as v1.N.P" >&2; exit 1; }
 volsync_version=$(cat "$tools/volsync.version")
-key=$(cat "$tools"/*/go.mod "$tools"/*/go.sum "$tools/volsync.version" "$tools/ecosystem.versions" "$0" \
-  | sha256sum | cut -c1-12)
-cache="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}/controlplane-$k8s_version-$key"
+key=$( (cat "$tools"/*/go.mod "$tools"/*/go.sum "$tools/volsync.version" "$tools/ecosystem.versions" "$0"
+        echo "$k8s_version") | sha256sum | cut -c1-12)
+cache_root="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}"
+cache="$cache_root/controlplane-$k8s_version-$key"
 
 if [ -f "$cache/complete" ]; then
   echo "$cache"
@@ -26,10 +37,45 @@ fi
 
 command -v go >/dev/null || { echo "go is required (Go >= 1.26) to build the control plane" >&2; exit 1; }
 log() { printf '[build-controlplane] %s\n' "$*" >&2; }
+# Test sessions and compatibility runs may start this concurrently: one builds a version, the others that want the
+# same version wait and reuse its result (other versions build beside it).
+mkdir -p "$cache_root"
+exec 9>"$cache_root/.controlplane-$k8s_version.lock"
+if ! flock -n 9; then
+  log "waiting for another build-controlplane.sh to finish"
+  flock 9
+fi
+if [ -f "$cache/complete" ]; then
+  echo "$cache"
+  exit 0
+fi
 started=$(date +%s)
 work="$cache.partial"
 rm -rf "$work"
 mkdir -p "$work/bin" "$work/crds"
+
+k8s_mod="$tools/kubernetes"
+if [ "$k8s_version" != "$pinned" ]; then
+  log "generating a wrapper module for Kubernetes $k8s_version (pinned: $pinned)"
+  k8s_mod="$work/src/kubernetes"
+  mkdir -p "$k8s_mod"
+  upstream_gomod=$(cd "$tools/kubernetes" && go mod download -json "k8s.io/kubernetes@$k8s_version" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["GoMod"])')
+  staging=$(sed -nE 's#^[[:space:]]*(k8s\.io/[A-Za-z0-9._-]+) => \./staging/.*#\1#p' "$upstream_gomod")
+  [ -n "$staging" ] || { echo "no ./staging replaces in $upstream_gomod" >&2; exit 1; }
+  staging_version="v0.${k8s_version#v1.}"
+  {
+    printf 'module github.com/benfiola/pvc-restore/tools/controlplane/kubernetes\n\ngo 1.26.0\n\n'
+    printf 'require k8s.io/kubernetes %s\n\nreplace (\n' "$k8s_version"
+    for module in $staging; do printf '\t%s => %s %s\n' "$module" "$module" "$staging_version"; done
+    printf ')\n\ntool (\n'
+    for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+      printf '\tk8s.io/kubernetes/cmd/%s\n' "$cmd"
+    done
+    printf ')\n'
+  } > "$k8s_mod/go.mod"
+  (cd "$k8s_mod" && go mod tidy)
+fi
 
 # Kubernetes: report the real version (the apiserver derives its emulation version from major/minor).
 ver=${k8s_version#v}
@@ -43,7 +89,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 
 log "building Kubernetes $k8s_version (a cold build takes 10-20 minutes on 2 cores)"
-(cd "$tools/kubernetes" && go build -trimpath -ldflags "$ldflags" -o "$work/bin/" \
+(cd "$k8s_mod" && go build -trimpath -ldflags "$ldflags" -o "$work/bin/" \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
   k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
 
@@ -56,11 +102,24 @@ log "building kwok"
 
 log "building helm and krew (packaging tools for the chart and plugin tests)"
 helm_version=$(sed -nE 's/^[[:space:]]*helm\.sh\/helm\/v3 (v[0-9.]+).*/\1/p' "$tools/helm/go.mod" | head -n1)
-(cd "$tools/helm" && go build -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version" \
-  -o "$work/bin/helm" helm.sh/helm/v3/cmd/helm)
+# As Helm's own release builds do (its Makefile): `helm template` without --kube-version assumes the Kubernetes minor
+# of the client-go it is built with, not its source default 1.20 (below the chart's kubeVersion).
+helm_k8s_minor=$(cd "$tools/helm" && go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
+done
+(cd "$tools/helm" && go build -trimpath -ldflags "$helm_ldflags" -o "$work/bin/helm" helm.sh/helm/v3/cmd/helm)
 (cd "$tools/krew" && go build -trimpath -ldflags "-s -w" -o "$work/bin/" \
   sigs.k8s.io/krew/cmd/krew sigs.k8s.io/krew/cmd/validate-krew-manifest)
 cp "$work/bin/krew" "$work/bin/kubectl-krew"
+
+log "building actionlint (checks the GitHub Actions workflows)"
+actionlint_version=$(sed -nE 's/^[[:space:]]*github\.com\/rhysd\/actionlint (v[0-9.]+).*/\1/p' \
+  "$tools/actionlint/go.mod" | head -n1)
+(cd "$tools/actionlint" && go build -trimpath \
+  -ldflags "-s -w -X github.com/rhysd/actionlint.version=$actionlint_version" \
+  -o "$work/bin/actionlint" github.com/rhysd/actionlint/cmd/actionlint)
 
 log "fetching volsync $volsync_version CRDs"
 volsync_dir=$(cd "$tools/kwok" && go mod download -json "github.com/backube/volsync@$volsync_version" \
@@ -80,16 +139,23 @@ done
 chmod -R u+w "$work/crds-ecosystem"
 
 "$work/bin/kube-apiserver" --version >&2
-"$work/bin/etcd" --version | head -n1 >&2
+"$work/bin/etcd" --version | sed -n 1p >&2  # sed reads it all: no SIGPIPE under pipefail
 "$work/bin/kwokctl" --version >&2 || true
 "$work/bin/helm" version --short >&2
+"$work/bin/actionlint" -version | sed -n 1p >&2
 
 echo "$k8s_version" > "$work/version"
+if [ "$k8s_mod" != "$tools/kubernetes" ]; then  # keep the generated module: what this build was built from
+  cp "$k8s_mod/go.mod" "$work/kubernetes.go.mod"
+  cp "$k8s_mod/go.sum" "$work/kubernetes.go.sum"
+  rm -rf "$work/src"
+fi
 rm -rf "$cache"
 mv "$work" "$cache"
-# Builds of other pins are superseded (about 600 MB each); running clusters keep their own copies of the binaries.
-find "$(dirname "$cache")" -maxdepth 1 -name 'controlplane-*' ! -name '*.partial' ! -path "$cache" \
-  -exec rm -rf {} + 2>/dev/null || true
+# Older builds of the same versions are superseded (about 600 MB each); builds of other versions are kept (the
+# compatibility runs use them). Running clusters keep their own copies of the binaries.
+find "$cache_root" -maxdepth 1 -regextype posix-extended -regex ".*/controlplane-${k8s_version//./\\.}-[0-9a-f]{12}" \
+  ! -path "$cache" -exec rm -rf {} + 2>/dev/null || true
 echo "built in $(( $(date +%s) - started ))s" > "$cache/complete"
 log "done in $(( $(date +%s) - started ))s: $cache"
 echo "$cache"

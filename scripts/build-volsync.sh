@@ -5,15 +5,17 @@
 #                   (built with `go`)
 #   mover-restic/   volsync's restic mover scripts (entry.sh), copied from the github.com/backube/volsync Go module
 #   crds/           the snapshot.storage.k8s.io CRDs the manager watches (VolumeSnapshot, -Content, -Class); without
-#                   them it cannot start. Its own ReplicationSource/Destination CRDs come with the control plane
-#                   (scripts/build-controlplane.sh).
+#                   them it cannot start. And this volsync release's own ReplicationSource/Destination CRDs (the
+#                   control plane comes with those of tools/controlplane/volsync.version; devtools/real_volsync.py
+#                   installs these over them, so the manager always runs with its own release's CRDs).
 #   crds-optional/  the populator.storage.k8s.io VolumePopulator CRD: not needed to start; when it is installed the
 #                   manager registers itself with a cluster-scoped VolumePopulator object at start-up.
 #
 # Pins live in the go.mod files under tools/volsync/ (one module per upstream, so their dependency graphs never mix).
 # The cache directory is keyed by a hash of those files and of this script, so a changed pin rebuilds and an unchanged
 # one is free. PVC_RESTORE_VOLSYNC_VERSION=vX.Y.Z builds another volsync release than the pinned one (its dependencies
-# are resolved afresh in a scratch copy of the wrapper module; restic and rest-server stay pinned).
+# are resolved afresh in a scratch copy of the wrapper module; restic and rest-server stay pinned). Each volsync
+# version is cached in a directory of its own (scripts/compat.sh runs several).
 # Prints the cache directory on stdout; progress goes to stderr.
 set -euo pipefail
 
@@ -23,6 +25,8 @@ tools="$repo/tools/volsync"
 pinned=$(sed -nE "s/^(require)?[[:space:]]*github\.com\/backube\/volsync (v[0-9.]+).*/\2/p" "$tools/volsync/go.mod" \
   | head -n1)
 volsync_version=${PVC_RESTORE_VOLSYNC_VERSION:-$pinned}
+[[ "$volsync_version" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] \
+  || { echo "PVC_RESTORE_VOLSYNC_VERSION=$volsync_version: give a release as vX.Y.Z" >&2; exit 1; }
 key=$( (cat "$tools"/*/go.mod "$tools"/*/go.sum "$0"; echo "$volsync_version") | sha256sum | cut -c1-12)
 cache="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}/volsync-$volsync_version-$key"
 
@@ -78,6 +82,8 @@ log "copying volsync $volsync_version's restic mover scripts and snapshot CRDs"
 volsync_dir=$(cd "$volsync_mod" && go list -m -f '{{.Dir}}' github.com/backube/volsync)
 cp -R "$volsync_dir/mover-restic" "$work/"
 cp "$volsync_dir"/hack/crds/*.yaml "$work/crds/"
+cp "$volsync_dir"/config/crd/bases/volsync.backube_replicationsources.yaml \
+   "$volsync_dir"/config/crd/bases/volsync.backube_replicationdestinations.yaml "$work/crds/"
 cp "$volsync_dir/internal/controller/test/populator.storage.k8s.io_volumepopulators.yaml" "$work/crds-optional/"
 chmod -R u+w "$work/mover-restic" "$work/crds" "$work/crds-optional"
 chmod a+x "$work/mover-restic/entry.sh"
@@ -89,9 +95,9 @@ rm -rf "$work/src"
 echo "$volsync_version" > "$work/version"
 rm -rf "$cache"
 mv "$work" "$cache"
-# Builds of other pins are superseded (about 100 MB each).
-find "$(dirname "$cache")" -maxdepth 1 -name 'volsync-*' ! -name '*.partial' ! -path "$cache" \
-  -exec rm -rf {} + 2>/dev/null || true
+# Older builds of the same volsync version are superseded (about 100 MB each); other versions are kept.
+find "$(dirname "$cache")" -maxdepth 1 -regextype posix-extended \
+  -regex ".*/volsync-${volsync_version//./\\.}-[0-9a-f]{12}" ! -path "$cache" -exec rm -rf {} + 2>/dev/null || true
 echo "built in $(( $(date +%s) - started ))s" > "$cache/complete"
 log "done in $(( $(date +%s) - started ))s: $cache"
 echo "$cache"

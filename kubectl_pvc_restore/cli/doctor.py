@@ -109,9 +109,9 @@ EXIT_INCOMPLETE = 3
 @click.argument("pvc", required=False, type=KUBE_NAME, shell_complete=complete_pvcs)
 @command
 async def command(client: Client, pvc: str | None) -> int:
-    """Check that pvc-restore can work here: CRDs (the PVCRestore CRD's schema has this version's fields), the
-    controller, storage for the restic cache; with PVC also its ReplicationSource and last backup, mover permissions,
-    its lock, and any stuck restore.
+    """Check that pvc-restore can work here: the server's Kubernetes version (within the supported range), CRDs
+    (the PVCRestore CRD's schema has this version's fields), the controller, storage for the restic cache; with
+    PVC also its ReplicationSource and last backup, mover permissions, its lock, and any stuck restore.
 
     The controller counts as running when a pod labelled app.kubernetes.io/name=pvc-restore is ready (any namespace),
     or its leader-election Lease pvc-restore-controller is held and was renewed within its duration (a controller
@@ -137,8 +137,10 @@ async def command(client: Client, pvc: str | None) -> int:
 async def check_installation(client: Client, report: Report) -> None:
     from .. import kube as k
     from .. import model
+    from ..support import doctor_check
     from .describe import qualified
 
+    await doctor_check(client.kube, report)  # the server's Kubernetes version against the supported range
     try:
         crds: dict[str, dict | None] | None = {
             name: await client.kube.get_or_none(k.CRDS, name) for name in
