@@ -37,10 +37,10 @@ fi
 
 command -v go >/dev/null || { echo "go is required (Go >= 1.26) to build volsync" >&2; exit 1; }
 log() { printf '[build-volsync] %s\n' "$*" >&2; }
-# Test sessions may start this concurrently: one builds, the others wait for it and reuse its result (instead of
-# deleting its work directory, or its finished build while a test uses it).
+# Test sessions may start this concurrently: one builds a version, the others that want the same version wait for
+# it and reuse its result (instead of deleting its work directory, or its finished build while a test uses it).
 mkdir -p "$(dirname "$cache")"
-exec 9>"$(dirname "$cache")/.volsync.lock"
+exec 9>"$(dirname "$cache")/.volsync-$volsync_version.lock"
 if ! flock -n 9; then
   log "waiting for another build-volsync.sh to finish"
   flock 9
