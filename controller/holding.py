@@ -28,7 +28,7 @@ from kubectl_pvc_restore.model import PVCRestore, Status, format_time, now
 from . import trusted
 
 if TYPE_CHECKING:
-    from .phases import Run
+    from .run import Run
 
 log = logging.getLogger("pvc-restore.holding")
 CONDITION = "DataIncomplete"
@@ -46,8 +46,7 @@ async def mover_may_have_written(run: Run) -> bool:
     if not name:
         return False
     destination = await run.kube.get_or_none(k.REPLICATION_DESTINATIONS, name, run.ns)
-    owned = destination is not None and any(ref.get("uid") == run.r.uid
-                                            for ref in destination["metadata"].get("ownerReferences") or [])
+    owned = run.owns(destination)
     return bool(owned and volsync.sync_started(destination))
 
 
@@ -56,8 +55,7 @@ def next_steps(r: PVCRestore) -> str:
     ns = r.namespace
     steps = [f"retry the restore (it takes the held workloads over and brings them back when it succeeds): "
              f"kubectl pvc-restore start {r.spec.pvc} -n {ns}{_selector_flags(r)}"]
-    backup = r.status.safety_backup or {}
-    if backup.get("completedAt"):
+    if r.status.safety_backup and r.status.safety_backup.completed_at:
         steps.append(f"or put back the data backed up just before: kubectl pvc-restore undo {r.name} -n {ns}")
     steps.append(f"or bring the workloads back onto the partial data on purpose: "
                  f"kubectl pvc-restore scale-back {r.name} -n {ns}")

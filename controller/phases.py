@@ -11,111 +11,24 @@ waiting run back to back in one reconcile.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from typing import Any, Awaitable, Callable
 
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, plan, stops, volsync
 from kubectl_pvc_restore.durations import parse_duration
-from kubectl_pvc_restore.model import (FINALIZER, KIND, API_VERSION, SCALE_BACK_ANNOTATION, PVCRestore, Phase, Status,
-                                       format_time, format_time_ms, now, parse_time)
+from kubectl_pvc_restore.model import (FINALIZER, SCALE_BACK_ANNOTATION, Phase, Status, format_time, format_time_ms,
+                                       now, parse_time)
 from kubectl_pvc_restore.selector import Selector, SelectorError, check_restore_as_of
 
-from . import guard, holding, metrics, trusted
+from . import guard, holding, metrics, safety_backup, trusted
 from .faults import crashpoint
-from .settings import Settings
+from .movers import check_mover
+from .run import Failed, Run
+
+__all__ = ["PHASES", "Failed", "Run", "reconcile"]
 
 log = logging.getLogger("pvc-restore.phases")
-
-
-class Failed(Exception):
-    """The restore cannot succeed; the message is for the user (it becomes status.error). ``untouched``: the mover
-    certainly wrote nothing (e.g. it never started, or found no snapshot), whatever the phase."""
-
-    def __init__(self, message: str, *, untouched: bool = False) -> None:
-        super().__init__(message)
-        self.untouched = untouched
-
-
-class Run:
-    """One reconcile of one PVCRestore: the object as last read or written, and the means to change it."""
-
-    def __init__(self, kube: k.Kube, settings: Settings, obj: dict[str, Any],
-                 siblings: list[PVCRestore] | None = None) -> None:
-        self.kube = kube
-        self.settings = settings
-        self.obj = obj
-        self.r = PVCRestore.from_dict(obj)
-        self.siblings = siblings or []
-
-    @property
-    def status(self) -> Status:
-        return self.r.status
-
-    @property
-    def ns(self) -> str:
-        return self.r.namespace
-
-    @property
-    def selector(self) -> Selector:
-        return Selector(previous=self.r.spec.previous or None, restore_as_of=self.r.spec.restore_as_of)
-
-    def _adopt(self, obj: dict[str, Any]) -> None:
-        """Take the object the API returned; the Status instance keeps its identity so that handlers holding
-        ``run.status`` keep writing to the live one."""
-        status = self.r.status
-        self.obj = obj
-        self.r = PVCRestore.from_dict(obj)
-        vars(status).update(vars(self.r.status))
-        self.r.status = status
-
-    async def save(self) -> None:
-        """Replace the status (PUT on the status subresource, so unset fields are stored as null), conditional on
-        the resourceVersion we read: a concurrent writer gets a Conflict."""
-        self.status.observed_generation = self.r.generation
-        self.status.last_reconciled_time = format_time(now())
-        obj = await self.kube.replace(k.PVC_RESTORES, {**self.obj, "status": self.status.to_dict()},
-                                      subresource="status")
-        self._adopt(obj)
-
-    async def wait(self, message: str, **fields: Any) -> None:
-        """Stay in this phase; record why (only when that changed, so a waiting restore costs no writes)."""
-        changed = self.status.message != message
-        for name, value in fields.items():
-            changed |= getattr(self.status, name) != value
-            setattr(self.status, name, value)
-        if changed:
-            self.status.message = message
-            await self.save()
-
-    async def set_finalizers(self, finalizers: list[str]) -> None:
-        obj = await self.kube.patch(k.PVC_RESTORES, self.r.name, self.ns, {
-            "metadata": {"resourceVersion": self.r.resource_version, "finalizers": finalizers or None}})
-        self._adopt(obj)
-
-    async def event(self, reason: str, message: str, *, warning: bool = False) -> None:
-        await self.kube.event({**self.obj, "apiVersion": API_VERSION, "kind": KIND}, reason, message,
-                              type_="Warning" if warning else "Normal")
-
-    @property
-    def extra_scale_kinds(self) -> frozenset[tuple[str, str]]:
-        return self.settings.extra_scale_kinds
-
-    def mover_start_limit(self) -> float:
-        return self.settings.mover_start_timeout
-
-    def restore_limit(self) -> float:
-        return parse_duration(self.r.spec.timeout) if self.r.spec.timeout else self.settings.restore_timeout
-
-    def fields(self) -> dict[str, str]:
-        """Log fields naming this restore."""
-        return {"namespace": self.ns, "restore": self.r.name, "pvc": self.r.spec.pvc, "phase": self.r.phase.value}
-
-    def phase_age(self) -> float:
-        started = parse_time(self.status.phase_start_time) or now()
-        return (now() - started).total_seconds()
 
 
 def _ready_condition(status: Status, reason: str, message: str, value: str) -> None:
@@ -200,32 +113,31 @@ def check_spec(run: Run) -> None:
 
 
 async def initialize(run: Run) -> Phase | None:
-    r = run.r
     check_spec(run)
-    pvc = await run.kube.get_or_none(k.PVCS, r.spec.pvc, run.ns)
+    pvc = await run.kube.get_or_none(k.PVCS, run.r.spec.pvc, run.ns)
     if pvc is None:
-        raise Failed(f"PersistentVolumeClaim {r.spec.pvc} not found in namespace {run.ns}")
+        raise Failed(f"PersistentVolumeClaim {run.r.spec.pvc} not found in namespace {run.ns}")
     if run.status.pvc_uid is None:
         run.status.pvc_uid = pvc["metadata"]["uid"]
         await run.save()  # which volume this restore is about: a PVC replaced later is another one
     else:
         await check_pvc(run)
-    if FINALIZER not in r.finalizers:
-        await run.set_finalizers(r.finalizers + [FINALIZER])
+    if FINALIZER not in run.r.finalizers:
+        await run.set_finalizers(run.r.finalizers + [FINALIZER])
     if not run.status.start_time:
         run.status.start_time = format_time(now())
         await run.save()
 
     # Restores of one PVC run one at a time, in creation order.
     older = sorted((s for s in run.siblings
-                    if s.spec.pvc == r.spec.pvc and s.uid != r.uid and not s.finished
-                    and (s.creation_timestamp, s.name) < (r.creation_timestamp, r.name)),
+                    if s.spec.pvc == run.r.spec.pvc and s.uid != run.r.uid and not s.finished
+                    and (s.creation_timestamp, s.name) < (run.r.creation_timestamp, run.r.name)),
                    key=lambda s: (s.creation_timestamp, s.name))
     if older:
         await run.wait(f"waiting for PVCRestore {older[0].name}, created earlier, to finish", lock_holder=older[0].name)
         return None
 
-    lock = locks.lock_manifest(run.ns, r.spec.pvc, r.name, r.uid, now())
+    lock = locks.lock_manifest(run.ns, run.r.spec.pvc, run.r.name, run.r.uid, now())
     try:
         await run.kube.create(k.CONFIGMAPS, lock, run.ns)
     except k.AlreadyExists:
@@ -234,7 +146,7 @@ async def initialize(run: Run) -> Phase | None:
             return None  # released just now: try again next poll
         holder, holder_uid = locks.holder_of(existing)
         held_by = next((s for s in run.siblings if s.uid == holder_uid and s.holding), None)
-        if holder_uid != r.uid and held_by is not None:
+        if holder_uid != run.r.uid and held_by is not None:
             # A restore that ended on partial data holds the PVC for the next one: this one takes it over (and, in
             # ScaleDown, its record of what to put back).
             try:
@@ -242,8 +154,8 @@ async def initialize(run: Run) -> Phase | None:
             except k.Conflict:
                 pass
             return None
-        if holder_uid != r.uid:
-            await run.wait(f"PVC {r.spec.pvc} is locked by PVCRestore {holder or '(unknown)'} "
+        if holder_uid != run.r.uid:
+            await run.wait(f"PVC {run.r.spec.pvc} is locked by PVCRestore {holder or '(unknown)'} "
                            f"(ConfigMap {lock['metadata']['name']})", lock_holder=holder or None)
             return None
     run.status.lock_holder = None
@@ -273,7 +185,7 @@ async def check_pvc(run: Run) -> None:
 # -- ScaleDown ----------------------------------------------------------------------------------------------------
 
 async def scale_down(run: Run) -> Phase | None:
-    status, ns, pvc, r = run.status, run.ns, run.r.spec.pvc, run.r
+    status, ns, pvc = run.status, run.ns, run.r.spec.pvc
     await check_pvc(run)
     await holding.inherit(run)  # after a restore that ended on partial data: its held workloads are ours now
     if status.replication_source is None:
@@ -319,16 +231,14 @@ async def scale_down(run: Run) -> Phase | None:
 
     # The lock names what is held; the admission guard (when installed) is switched on once nothing mounts the PVC
     # any more (before, Jobs the restore waits for may still need new pods).
-    await guard.hold(run.kube, ns, pvc, r.uid, status.pvc_owners, on=False)
+    await guard.hold(run.kube, ns, pvc, run.r.uid, status.pvc_owners, on=False)
 
-    source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
-    if source is None:
-        raise Failed(f"ReplicationSource {status.replication_source} was deleted during the restore")
+    source = await run.source()
     if not (source.get("spec") or {}).get("paused"):
         await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, volsync.set_paused(source, True))
 
     for stop in sorted(status.stopped, key=stops.priority):
-        await stops.apply(run.kube, stop, r.name)
+        await stops.apply(run.kube, stop, run.r.name)
         crashpoint(f"stopped:{stop.name}")
     for owner in status.pvc_owners:
         res = await run.kube.resource_for(owner.api_version, owner.kind)
@@ -348,121 +258,42 @@ async def scale_down(run: Run) -> Phase | None:
 
     remaining = await plan.pods_mounting(run.kube, ns, pvc)
     if remaining:
-        if run.phase_age() > run.settings.scale_down_timeout:
+        if run.overdue(run.settings.scale_down_timeout):
             raise Failed(f"timed out after {run.settings.scale_down_timeout:g}s waiting for pods to stop: "
                          + ", ".join(sorted(p["metadata"]["name"] for p in remaining)))
         names = ", ".join(sorted(p["metadata"]["name"] for p in remaining))
         jobs = f" (running Jobs: {', '.join(workloads.jobs)})" if workloads.jobs else ""
         await run.wait(f"waiting for {len(remaining)} pod(s) that mount the PVC to stop: {names}{jobs}")
         return None
-    await guard.hold(run.kube, ns, pvc, r.uid, status.pvc_owners, on=True)  # only the mover from now on
+    await guard.hold(run.kube, ns, pvc, run.r.uid, status.pvc_owners, on=True)  # only the mover from now on
     return Phase.RESTORE
 
 
 # -- Restore ------------------------------------------------------------------------------------------------------
 
-async def safety_backup(run: Run) -> bool:
-    """spec.safetyBackup: back the current data up first, through a ReplicationSource of the restore's own (owned by
-    it, deleted when the backup is done) that copies the PVC's source but forgets nothing afterwards
-    (``volsync.KEEP_EVERYTHING``). True once the backup completed."""
-    status, ns, r = run.status, run.ns, run.r
-    backup = status.safety_backup
-    if backup and backup.get("completedAt"):
-        return True
-    source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
-    if source is None:
-        raise Failed(f"ReplicationSource {status.replication_source} was deleted during the restore")
-    if backup is None:
-        backup = {"trigger": f"pvc-restore-safety-{r.uid}", "source": volsync.safety_source_name(r.name),
-                  "completedAt": None, "snapshot": None}
-        status.safety_backup = backup
-        await run.save()  # intent: the source to delete in Finalize
-        crashpoint("recorded-safety-backup")
-    name = backup.get("source") or volsync.safety_source_name(r.name)
-    own = await run.kube.get_or_none(k.REPLICATION_SOURCES, name, ns)
-    if own is None:
-        try:
-            body = volsync.safety_source_manifest(source, restore_name=r.name, namespace=ns,
-                                                  trigger=backup["trigger"], owner_reference=r.owner_reference())
-        except volsync.VolsyncError as exc:
-            raise Failed(str(exc)) from None
-        try:
-            await run.kube.create(k.REPLICATION_SOURCES, body, ns)
-        except k.AlreadyExists:
-            pass
-        await run.wait(f"taking the safety backup first (ReplicationSource {name})")
-        return False
-    if not any(ref.get("uid") == r.uid for ref in own["metadata"].get("ownerReferences") or []):
-        raise Failed(f"ReplicationSource {name} already exists and does not belong to this restore")
-    own_status = own.get("status") or {}
-    if own_status.get("lastManualSync") == backup["trigger"]:
-        mover = own_status.get("latestMoverStatus") or {}
-        logs = mover.get("logs") or ""
-        if mover.get("result") != "Successful":
-            raise Failed("the safety backup failed, so nothing was restored:\n" + volsync.log_tail(logs))
-        saved = re.search(r"snapshot (\S+) saved", logs)
-        if saved is None:  # entry.sh: "Directory is empty skipping backup"
-            raise Failed("the safety backup saved no snapshot (the PVC is empty, or the backup's log does not say "
-                         "which snapshot it saved), so there would be nothing to undo to; nothing was restored. "
-                         "Start the restore without a safety backup:\n" + volsync.log_tail(logs))
-        status.safety_backup = {**backup, "source": name,
-                                "completedAt": own_status.get("lastSyncTime") or format_time(now()),
-                                "snapshot": saved.group(1)}
-        await run.save()
-        await delete_safety_source(run)
-        await run.event("SafetyBackup", f"backed up the current data first (snapshot {saved.group(1)}); undo with: "
-                                        f"kubectl pvc-restore undo {r.name} -n {ns} (until ReplicationSource "
-                                        f"{status.replication_source}'s next backup, which runs restic forget "
-                                        f"{volsync.forget_options(source)})")
-        return True
-    await check_mover(run, source=name, what="the safety backup failed, so nothing was restored")
-    if run.phase_age() > run.restore_limit():
-        raise Failed(f"timed out after {run.restore_limit():g}s waiting for the safety backup "
-                     f"(ReplicationSource {name}); nothing was restored")
-    await run.wait(f"taking the safety backup first (ReplicationSource {name})")
-    return False
-
-
-async def delete_safety_source(run: Run) -> None:
-    """The restore's own ReplicationSource of the safety backup, if it still exists (volsync deletes its Job and
-    cache with it)."""
-    backup = run.status.safety_backup or {}
-    name = backup.get("source")
-    if not name:
-        return
-    own = await run.kube.get_or_none(k.REPLICATION_SOURCES, name, run.ns)
-    if own is not None and any(ref.get("uid") == run.r.uid for ref in own["metadata"].get("ownerReferences") or []):
-        try:
-            await run.kube.delete(k.REPLICATION_SOURCES, name, run.ns, uid=own["metadata"]["uid"])
-        except k.NotFound:
-            pass
-
-
 async def restore(run: Run) -> Phase | None:
-    status, ns, r = run.status, run.ns, run.r
+    status, ns = run.status, run.ns
     await check_pvc(run)
     if not await guard_pvc(run):
         return None
-    if r.spec.safety_backup and not await safety_backup(run):
+    if run.r.spec.safety_backup and not await safety_backup.take(run):
         return None
     if status.trigger is None or status.replication_destination is None:
-        status.trigger = f"pvc-restore-{r.uid}"
-        status.replication_destination = volsync.destination_name(r.name)
+        status.trigger = f"pvc-restore-{run.r.uid}"
+        status.replication_destination = volsync.destination_name(run.r.name)
         await run.save()  # intent: the destination's name and the trigger that marks our sync
 
     destination = await run.kube.get_or_none(k.REPLICATION_DESTINATIONS, status.replication_destination, ns)
     if destination is None:
-        source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
-        if source is None:
-            raise Failed(f"ReplicationSource {status.replication_source} was deleted during the restore")
+        source = await run.source()
         selector = run.selector
-        if r.spec.safety_backup and not selector.restore_as_of:
+        if run.r.spec.safety_backup and not selector.restore_as_of:
             # The safety backup is now the newest snapshot: skip it, so "latest"/"previous N" keep their meaning.
             selector = Selector(previous=(selector.previous or 0) + 1)
         try:
             body = volsync.destination_manifest(
-                source, restore_name=r.name, namespace=ns, pvc=r.spec.pvc, selector=selector,
-                trigger=status.trigger, owner_reference=r.owner_reference(),
+                source, restore_name=run.r.name, namespace=ns, pvc=run.r.spec.pvc, selector=selector,
+                trigger=status.trigger, owner_reference=run.r.owner_reference(),
                 cache_storage_class=run.settings.cache_storage_class)
         except volsync.VolsyncError as exc:
             raise Failed(str(exc)) from None
@@ -472,7 +303,7 @@ async def restore(run: Run) -> Phase | None:
         except k.AlreadyExists:
             return None  # created concurrently; read it next poll
         await run.event("DestinationCreated", f"created ReplicationDestination {status.replication_destination}")
-    elif not any(ref.get("uid") == r.uid for ref in destination["metadata"].get("ownerReferences") or []):
+    elif not run.owns(destination):
         status.replication_destination = None  # not ours: Finalize must not delete it
         raise Failed(f"ReplicationDestination {destination['metadata']['name']} already exists and does not "
                      "belong to this restore")
@@ -491,58 +322,29 @@ async def restore(run: Run) -> Phase | None:
     await check_mover(run, destination=status.replication_destination)
     name = status.replication_destination
     if not status.mover_started:
-        waited = (now() - (parse_time(destination["metadata"].get("creationTimestamp")) or now())).total_seconds()
-        if waited > run.mover_start_limit():
+        if run.overdue(run.mover_start_limit(), since=destination["metadata"].get("creationTimestamp")):
             raise Failed(f"the volsync mover did not start within {run.mover_start_limit():g}s (ReplicationDestination "
                          f"{name}); nothing was written to the PVC", untouched=True)
         await run.wait(f"waiting for the volsync mover to start (ReplicationDestination {name})")
         return None
-    copying = (now() - (parse_time(status.mover_started) or now())).total_seconds()
-    if copying > run.restore_limit():
+    if run.overdue(run.restore_limit(), since=status.mover_started):
         raise Failed(f"timed out after {run.restore_limit():g}s of restoring: the volsync mover "
                      f"(ReplicationDestination {name}) started at {status.mover_started} and has not finished")
     await run.wait(f"the volsync mover is restoring since {status.mover_started} (ReplicationDestination {name})")
     return None
 
 
-#: How much of a failed mover's log is read to tell whether its restore began (the log is read from its start).
-MOVER_LOG_HEAD = 256 * 1024
-
-
-async def check_mover(run: Run, *, destination: str | None = None, source: str | None = None,
-                      what: str = "the volsync mover failed") -> None:
-    """Fail at the first failed attempt of the restore's mover (or of its safety backup's), with the end of its log:
-    volsync itself retries the Job 8 times over about 20 minutes before it reports anything. Untouched (workloads come
-    back) when the mover's complete log shows that it never began to restore, e.g. a wrong repository password."""
-    names = volsync.mover_job_names("dst", destination) if destination else volsync.mover_job_names("src", source or "")
-    pods = await run.kube.list(k.PODS, run.ns, label_selector=f"batch.kubernetes.io/job-name in ({','.join(sorted(names))})")
-    failed = volsync.failed_mover(pods, destination=destination, source=source)
-    if failed is None:
-        return
-    pod, how = failed
-    pod_name = pod["metadata"]["name"]
-    head: str | None = None
-    try:
-        head = await run.kube.pod_log(pod_name, run.ns, limit_bytes=MOVER_LOG_HEAD)
-        tail = volsync.log_tail(head if len(head.encode()) < MOVER_LOG_HEAD
-                                else await run.kube.pod_log(pod_name, run.ns, tail_lines=10))
-    except k.KubeError as exc:
-        tail = f"(its log could not be read: {exc})"
-    untouched = source is not None or not volsync.restore_began(head)
-    raise Failed(f"{what}: mover pod {pod_name} ended with {how}:\n{tail}", untouched=untouched)
-
-
 async def guard_pvc(run: Run) -> bool:
     """No pod but the mover may mount the PVC during Restore: stop recorded workloads scaled back up meanwhile (a
     second writer), fail on anything unrecorded. True when the PVC is clear."""
-    status, ns, r = run.status, run.ns, run.r
-    pods = await guard.intruders(run.kube, ns, r.spec.pvc, destination=status.replication_destination,
-                                 source=(status.safety_backup or {}).get("source") or status.replication_source)
+    status, ns = run.status, run.ns
+    pods = await guard.intruders(run.kube, ns, run.r.spec.pvc, destination=status.replication_destination,
+                                 source=safety_backup.source_name(run) or status.replication_source)
     if not pods:
         return True
     owners, _ = trusted.split_owners(status.pvc_owners or [], ns, run.extra_scale_kinds)
     recorded_stops, _ = trusted.split_stops(status.stopped or [], ns)
-    stopped, unknown = await guard.stop_again(run.kube, ns, pods, owners, recorded_stops, r.name)
+    stopped, unknown = await guard.stop_again(run.kube, ns, pods, owners, recorded_stops, run.r.name)
     if unknown:
         raise Failed("pods that the restore did not stop mount the PVC during the restore: " + ", ".join(unknown))
     names = ", ".join(sorted(p["metadata"]["name"] for p in pods))
@@ -561,7 +363,7 @@ async def finalize(run: Run) -> Phase | None:
     """Stop the mover, then undo everything, in an order that is safe to repeat; transient API errors retry on the
     next poll, so a restore never reaches Finished with a workload left scaled down - except on purpose, when the
     mover may have left partial data (``holding``)."""
-    status, ns, r = run.status, run.ns, run.r
+    status, ns = run.status, run.ns
     owners, notes = trusted.split_owners(status.pvc_owners or [], ns, run.extra_scale_kinds)
     stopped, stop_notes = trusted.split_stops(status.stopped or [], ns)
     untrusted = [n for n in notes + stop_notes if n not in (status.notes or [])]
@@ -572,32 +374,31 @@ async def finalize(run: Run) -> Phase | None:
             log.warning("Finalize: %s", note, extra=run.fields())
             await run.event("UntrustedStatus", note, warning=True)
     notes = []
-    keep = holding.keeps_stopped(r)
-    await delete_safety_source(run)
-    safety_source = (status.safety_backup or {}).get("source")
+    keep = holding.keeps_stopped(run.r)
+    await safety_backup.delete_source(run)
+    safety_source = safety_backup.source_name(run)
     if status.replication_destination:
         # Deleting the destination stops volsync (its mover Job goes with it). With copyMethod Direct the mover pod
         # mounts the PVC: give it time to stop before the workloads come back, but never wait forever for it.
         # Only the one this restore created (its ownerReference), whatever name status holds.
         destination = await run.kube.get_or_none(k.REPLICATION_DESTINATIONS, status.replication_destination, ns)
-        if destination is not None and any(ref.get("uid") == r.uid
-                                           for ref in destination["metadata"].get("ownerReferences") or []):
+        if run.owns(destination):
             await run.kube.delete(k.REPLICATION_DESTINATIONS, status.replication_destination, ns,
                                   uid=destination["metadata"]["uid"])
         elif destination is not None:
             notes.append(f"ReplicationDestination {status.replication_destination} does not belong to this restore: "
                          "left alone")
     if status.replication_destination or safety_source:
-        movers = [p["metadata"]["name"] for p in await plan.pods_mounting(run.kube, ns, r.spec.pvc)
+        movers = [p["metadata"]["name"] for p in await plan.pods_mounting(run.kube, ns, run.r.spec.pvc)
                   if volsync.is_mover_pod(p) or (safety_source and volsync.is_mover_pod(p, source=safety_source))]
-        if movers and run.phase_age() < run.settings.scale_down_timeout:
+        if movers and not run.overdue(run.settings.scale_down_timeout):
             await run.wait(f"waiting for the volsync mover pod(s) to stop: {', '.join(sorted(movers))}")
             return None
     if keep:
         # Partial data: everything stays stopped, the source paused (a backup now would save partial data) and the
         # PVC locked with the guard on; only the source's own trigger is put back (it stays paused).
         notes += await put_back_source(run, keep_paused=True)
-        status.message = "the PVC holds partial data; the workloads are kept stopped. Next: " + holding.next_steps(r)
+        status.message = "the PVC holds partial data; the workloads are kept stopped. Next: " + holding.next_steps(run.r)
         await run.event("DataIncomplete", status.message, warning=True)
         return Phase.FINISHED
     notes += await put_back(run, owners, stopped)
@@ -609,9 +410,9 @@ async def finalize(run: Run) -> Phase | None:
 async def put_back(run: Run, owners: list, stopped: list) -> list[str]:
     """Everything back as recorded: the guard off, the workloads at their replicas, every stop undone, the source as
     it was, the lock released. Returns notes on what no longer exists."""
-    ns, r = run.ns, run.r
+    ns = run.ns
     notes: list[str] = []
-    await guard.hold(run.kube, ns, r.spec.pvc, r.uid, owners, on=False)  # let the workloads come back
+    await guard.hold(run.kube, ns, run.r.spec.pvc, run.r.uid, owners, on=False)  # let the workloads come back
     for owner in owners:
         res = await run.kube.resource_for(owner.api_version, owner.kind)
         try:
@@ -634,26 +435,18 @@ async def put_back(run: Run, owners: list, stopped: list) -> list[str]:
 
 async def put_back_source(run: Run, *, keep_paused: bool) -> list[str]:
     """The ReplicationSource's own trigger (after a safety backup) and, unless ``keep_paused``, its paused value."""
-    status, ns, r = run.status, run.ns, run.r
+    status, ns = run.status, run.ns
     notes: list[str] = []
     if not (status.replication_source and status.replication_source_paused is not None):
         return notes
     source = await run.kube.get_or_none(k.REPLICATION_SOURCES, status.replication_source, ns)
     if source is None:
         return [f"ReplicationSource {status.replication_source} no longer exists"]
-    if (source.get("spec") or {}).get("sourcePVC") != r.spec.pvc:
-        return [f"ReplicationSource {status.replication_source} does not back up PVC {r.spec.pvc}: left alone"]
+    if (source.get("spec") or {}).get("sourcePVC") != run.r.spec.pvc:
+        return [f"ReplicationSource {status.replication_source} does not back up PVC {run.r.spec.pvc}: left alone"]
     spec = source.get("spec") or {}
     patch: dict[str, Any] = {}
-    # Restores started by earlier versions took the safety backup through the source itself, recording its trigger.
-    legacy = bool(status.safety_backup and "originalTrigger" in status.safety_backup)
-    original = _original_trigger(status.safety_backup)
-    if legacy and original is None:
-        notes.append("status.safetyBackup.originalTrigger is not a recorded trigger: the source's trigger was "
-                     "left as it is")
-    elif legacy and original is not None:
-        if (spec.get("trigger") or {}) != original:
-            patch["trigger"] = {**{key: None for key in spec.get("trigger") or {}}, **original}
+    notes += safety_backup.restore_legacy_trigger(run, spec, patch)
     paused = True if keep_paused else status.replication_source_paused
     if bool(spec.get("paused", False)) != paused:
         patch["paused"] = paused
@@ -661,15 +454,6 @@ async def put_back_source(run: Run, *, keep_paused: bool) -> list[str]:
         await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, {
             "metadata": {"resourceVersion": source["metadata"]["resourceVersion"]}, "spec": patch})
     return notes
-
-
-def _original_trigger(backup: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The source's own trigger as recorded before the safety backup changed it; None when the record is unusable."""
-    try:
-        original = json.loads((backup or {}).get("originalTrigger") or "")
-    except (TypeError, ValueError):
-        return None
-    return original if isinstance(original, dict) else None
 
 
 async def release_lock(run: Run) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, ClassVar
 
 GROUP = "pvc-restore.homelab-helper.benfiola.com"
 VERSION = "v1"
@@ -182,17 +182,60 @@ class Spec:
         return "latest"
 
 
+@dataclasses.dataclass(frozen=True)
+class SafetyBackup:
+    """status.safetyBackup: the backup of the PVC's current data taken before the restore (spec.safetyBackup).
+
+    ``trigger`` is the manual trigger of that backup, ``source`` the restore's own ReplicationSource that takes it
+    (deleted when done). Restores of earlier versions took it through the PVC's own source and recorded that
+    source's trigger (JSON) in ``original_trigger`` instead of a source of their own, to be put back in Finalize.
+    """
+
+    trigger: str | None = None
+    source: str | None = None
+    completed_at: str | None = None
+    snapshot: str | None = None
+    original_trigger: str | None = None
+    #: Whether the record has the legacy originalTrigger key at all (even null: put the source's trigger back).
+    legacy: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"trigger": self.trigger}
+        if self.legacy:
+            out["originalTrigger"] = self.original_trigger
+        else:
+            out["source"] = self.source
+        out.update(completedAt=self.completed_at, snapshot=self.snapshot)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> SafetyBackup | None:
+        if not isinstance(data, dict):
+            return None
+        text = {key: value if isinstance(value, str) else None for key, value in data.items()}
+        return cls(trigger=text.get("trigger"), source=text.get("source"), completed_at=text.get("completedAt"),
+                   snapshot=text.get("snapshot"), original_trigger=text.get("originalTrigger"),
+                   legacy="originalTrigger" in data)
+
+
+def _key(field: dataclasses.Field) -> str:
+    """The status key of a Status field: its name in camelCase, unless the field's metadata names the key."""
+    if "key" in field.metadata:
+        return field.metadata["key"]
+    head, *rest = field.name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
 @dataclasses.dataclass
 class Status:
     phase: Phase | None = None
     #: The uid of the PVC when the restore started: a PVC deleted or replaced meanwhile is another volume.
-    pvc_uid: str | None = None
+    pvc_uid: str | None = dataclasses.field(default=None, metadata={"key": "pvcUID"})
     pvc_owners: list[Owner] | None = None
     stopped: list[Stop] | None = None
     notes: list[str] | None = None
-    #: {"trigger", "source", "completedAt", "snapshot"} while/after taking the safety backup ("originalTrigger"
-    #: instead of "source" in restores of earlier versions, which took it through the PVC's own source).
-    safety_backup: dict[str, Any] | None = None
+    #: While and after taking the safety backup (spec.safetyBackup).
+    safety_backup: SafetyBackup | None = None
     replication_source: str | None = None
     replication_source_paused: bool | None = None
     replication_destination: str | None = None
@@ -222,34 +265,8 @@ class Status:
     timeline: list[dict[str, str]] | None = None
     conditions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
-    _FIELDS = {
-        "phase": "phase",
-        "pvc_uid": "pvcUID",
-        "pvc_owners": "pvcOwners",
-        "stopped": "stopped",
-        "notes": "notes",
-        "safety_backup": "safetyBackup",
-        "replication_source": "replicationSource",
-        "replication_source_paused": "replicationSourcePaused",
-        "replication_destination": "replicationDestination",
-        "trigger": "trigger",
-        "mover_started": "moverStarted",
-        "data_incomplete": "dataIncomplete",
-        "scaled_back_at": "scaledBackAt",
-        "handed_over_to": "handedOverTo",
-        "inherited_from": "inheritedFrom",
-        "restored_snapshot": "restoredSnapshot",
-        "lock_holder": "lockHolder",
-        "error": "error",
-        "message": "message",
-        "observed_generation": "observedGeneration",
-        "start_time": "startTime",
-        "phase_start_time": "phaseStartTime",
-        "completion_time": "completionTime",
-        "last_reconciled_time": "lastReconciledTime",
-        "timeline": "timeline",
-        "conditions": "conditions",
-    }
+    #: Python attribute -> status key, from the fields above.
+    _FIELDS: ClassVar[dict[str, str]]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -259,6 +276,8 @@ class Status:
                 value = value.value
             elif attr in ("pvc_owners", "stopped") and value is not None:
                 value = [o.to_dict() for o in value]
+            elif attr == "safety_backup" and value is not None:
+                value = value.to_dict()
             out[key] = value
         return out
 
@@ -275,8 +294,12 @@ class Status:
             status.pvc_owners = [Owner.from_dict(o) for o in status.pvc_owners]
         if status.stopped is not None:
             status.stopped = [Stop.from_dict(o) for o in status.stopped]
+        status.safety_backup = SafetyBackup.from_dict(data.get("safetyBackup"))
         status.conditions = list(status.conditions or [])
         return status
+
+
+Status._FIELDS = {field.name: _key(field) for field in dataclasses.fields(Status)}
 
 
 @dataclasses.dataclass

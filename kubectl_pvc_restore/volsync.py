@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 import zlib
 from typing import Any
@@ -247,6 +248,13 @@ def mover_job_names(role: str, owner: str) -> set[str]:
     return names
 
 
+def mover_pod_selector(*, destination: str | None = None, source: str | None = None) -> str:
+    """A label selector for the pods of the mover Job of ``destination`` (or of ``source``): Kubernetes labels a Job's
+    pods with ``batch.kubernetes.io/job-name``."""
+    names = mover_job_names("dst", destination) if destination else mover_job_names("src", source or "")
+    return f"batch.kubernetes.io/job-name in ({','.join(sorted(names))})"
+
+
 def _job_of(pod: dict[str, Any]) -> str | None:
     return next((ref.get("name") for ref in (pod.get("metadata") or {}).get("ownerReferences") or []
                  if ref.get("kind") == "Job" and ref.get("apiVersion", "batch/v1") == "batch/v1"), None)
@@ -286,6 +294,34 @@ def sync_started(destination: dict[str, Any]) -> str | None:
     """When volsync started a sync of this destination (``status.lastSyncStartTime``, set as the sync begins, before
     the mover Job runs), or None: from then on the mover may write the PVC."""
     return (destination.get("status") or {}).get("lastSyncStartTime") or None
+
+
+_SAVED = re.compile(r"snapshot (\S+) saved")
+
+
+def saved_snapshot(logs: str) -> str | None:
+    """The id of the snapshot a restic backup saved, from its log (``snapshot <id> saved``); None when it saved none
+    (entry.sh: "Directory is empty skipping backup") or the log does not say."""
+    found = _SAVED.search(logs or "")
+    return found.group(1) if found else None
+
+
+def original_trigger(recorded: str | None) -> dict[str, Any] | None:
+    """A source's trigger as recorded (JSON) before a manual sync changed it; None when the record is unusable."""
+    try:
+        original = json.loads(recorded or "")
+    except (TypeError, ValueError):
+        return None
+    return original if isinstance(original, dict) else None
+
+
+def trigger_restore(spec: dict[str, Any], original: dict[str, Any]) -> dict[str, Any] | None:
+    """The spec.trigger of a merge patch that puts a source's trigger back to ``original`` (keys it did not have,
+    such as the manual trigger, removed); None when it already is."""
+    current = spec.get("trigger") or {}
+    if current == original:
+        return None
+    return {**{key: None for key in current}, **original}
 
 
 def set_paused(source: dict[str, Any], paused: bool) -> dict[str, Any]:

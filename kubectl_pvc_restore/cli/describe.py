@@ -9,7 +9,7 @@ import click
 
 from .complete import complete_restores
 
-from ..model import is_holding, requested_by
+from ..model import SafetyBackup, is_holding, requested_by
 from .common import KUBE_NAME, Client, age, command, dump, output_option, selector_text
 
 
@@ -94,11 +94,11 @@ async def command(client: Client, name: str, output: str | None) -> int:
         lines += [f"  {stops.describe(Stop.from_dict(s))}" for s in status["stopped"]]
     for note in status.get("notes") or []:
         lines.append(f"Note: {note}")
-    if status.get("safetyBackup"):
-        backup = status["safetyBackup"]
-        lines.append("Safety backup:           " + (f"snapshot {backup.get('snapshot')} at {backup['completedAt']} "
+    backup = SafetyBackup.from_dict(status.get("safetyBackup"))
+    if backup:
+        lines.append("Safety backup:           " + (f"snapshot {backup.snapshot} at {backup.completed_at} "
                                                       f"(undo: kubectl pvc-restore undo {meta['name']})"
-                                                      if backup.get("completedAt") else "in progress"))
+                                                      if backup.completed_at else "in progress"))
     lines.append(f"ReplicationSource:       {status.get('replicationSource') or '-'}"
                  + ("" if status.get("replicationSourcePaused") is None else
                     f" (paused before: {str(status['replicationSourcePaused']).lower()})"))
