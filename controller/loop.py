@@ -32,7 +32,7 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks
 from kubectl_pvc_restore.model import FINALIZER, Phase, PVCRestore
 
-from . import metrics, phases
+from . import metrics, observed, phases
 from .health import Health
 from .history import prune as prune_history
 from .leader import LeaderElector
@@ -109,6 +109,7 @@ class Controller:
             task.cancel()
         self.blocked.clear()  # another replica acts now: its own signal counts
         self._publish_blocked()
+        metrics.publish_state(None)  # the new leader reports the state; a stale copy here would be counted twice
 
     @staticmethod
     def _needs_work(restore: PVCRestore) -> bool:
@@ -188,6 +189,8 @@ class Controller:
         await prune_history(self.kube, models, max_age=self.settings.history_max_age,
                             max_count=self.settings.history_max_count)
         metrics.set_in_progress([m.phase.value for m in models if not m.finished])
+        if complete:  # a namespace that did not answer would make the counts look lower: keep the last whole view
+            metrics.publish_state(observed.compute(restores, lock_objs))
         self._forget_unblocked(models, complete, listed_at)
         moment = time.monotonic()
         for obj, model in zip(restores, models):
@@ -212,6 +215,7 @@ class Controller:
             del self.tasks[uid]
             self.backoff.pop(uid, None)
             self.finished_at.pop(uid, None)
+        metrics.LAST_POLL.set(time.time())
 
     async def _reconcile(self, obj: dict[str, Any], siblings: list[PVCRestore]) -> None:
         async with self.workers:

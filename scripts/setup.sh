@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time (and idempotent) set-up on a fresh machine: the virtualenv at .venv with the project and its test
-# dependencies, the cached local control plane (scripts/build-controlplane.sh) and volsync's manager, restic and
-# rest-server (scripts/build-volsync.sh).
+# dependencies, the cached local control plane (scripts/build-controlplane.sh), volsync's manager, restic and
+# rest-server (scripts/build-volsync.sh), and Prometheus' promtool, which checks the chart's alerting rules
+# (scripts/build-promtool.sh).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -32,3 +33,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 bash scripts/build-controlplane.sh >/dev/null
 bash scripts/build-volsync.sh >/dev/null
+bash scripts/build-promtool.sh >/dev/null

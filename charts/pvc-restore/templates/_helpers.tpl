@@ -174,3 +174,33 @@ config.watchNamespace may then only repeat it (in any order), otherwise the rend
 {{- end -}}
 {{- join "," $kinds -}}
 {{- end -}}
+
+{{- /*
+Which series are this release's controller, in the alerting rules and the dashboard's default: the ServiceMonitor's
+(job = the metrics Service's name, namespace = the release's), or metrics.prometheusRule.selector.
+*/ -}}
+{{- define "pvc-restore.metricsSelector" -}}
+{{- .Values.metrics.prometheusRule.selector | default (printf "job=%q, namespace=%q" (printf "%s-metrics" (include "pvc-restore.fullname" .)) .Release.Namespace) -}}
+{{- end -}}
+
+{{- /*
+A duration as the controller and Prometheus write it (30s, 5m, 6h, 2d, 1h30m; or plain seconds) in seconds, for a
+PromQL comparison. Called with (list "its value's name" value); anything else fails the render, naming the value.
+*/ -}}
+{{- define "pvc-restore.seconds" -}}
+{{- $name := index . 0 -}}
+{{- $value := toString (index . 1) -}}
+{{- $units := dict "s" 1 "m" 60 "h" 3600 "d" 86400 -}}
+{{- if regexMatch "^[0-9]+$" $value -}}
+{{- $value -}}
+{{- else if regexMatch "^([0-9]+[smhd])+$" $value -}}
+{{- $total := 0 -}}
+{{- range $part := regexFindAll "[0-9]+[smhd]" $value -1 -}}
+{{- $number := regexFind "^[0-9]+" $part -}}
+{{- $total = add $total (mul (atoi $number) (get $units (trimPrefix $number $part))) -}}
+{{- end -}}
+{{- $total -}}
+{{- else -}}
+{{- fail (printf "metrics.prometheusRule.%s: %q is not a duration such as 30m, 6h, 2d or 1h30m" $name $value) -}}
+{{- end -}}
+{{- end -}}

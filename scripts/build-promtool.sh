@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds Prometheus' promtool, which the tests use to check the chart's alerting rules (`promtool check rules`,
+# `promtool test rules`) and the controller's /metrics (`promtool check metrics`), and caches it outside the
+# repository.
+#
+#   promtool  (github.com/prometheus/prometheus/cmd/promtool, built with `go` and the remove_all_sd tag: the
+#             service-discovery plugins, which only `promtool check config` and `promtool sd` need, are left out;
+#             that halves the build)
+#
+# The pin lives in tools/promtool/go.mod (Prometheus 3.x is tagged as Go module versions v0.3XX.Y: v0.316.0 is
+# Prometheus 3.16.0). The cache directory is keyed by a hash of that module and of this script, so a changed pin
+# rebuilds and an unchanged one is free. Prints the cache directory on stdout (the binary is bin/promtool in it);
+# progress goes to stderr.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools="$repo/tools/promtool"
+
+version=$(sed -nE 's/^[[:space:]]*github\.com\/prometheus\/prometheus (v[0-9.]+).*/\1/p' "$tools/go.mod" | head -n1)
+[ -n "$version" ] || { echo "tools/promtool/go.mod does not pin github.com/prometheus/prometheus" >&2; exit 1; }
+key=$( (cat "$tools/go.mod" "$tools/go.sum" "$0") | sha256sum | cut -c1-12)
+cache_root="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}"
+cache="$cache_root/promtool-$version-$key"
+
+if [ -f "$cache/complete" ]; then
+  echo "$cache"
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "go is required (Go >= 1.26) to build promtool" >&2; exit 1; }
+log() { printf '[build-promtool] %s\n' "$*" >&2; }
+# Test sessions may start this concurrently: one builds, the others wait for it and reuse its result.
+mkdir -p "$cache_root"
+exec 9>"$cache_root/.promtool.lock"
+if ! flock -n 9; then
+  log "waiting for another build-promtool.sh to finish"
+  flock 9
+fi
+if [ -f "$cache/complete" ]; then
+  echo "$cache"
+  exit 0
+fi
+started=$(date +%s)
+work="$cache.partial"
+rm -rf "$work"
+mkdir -p "$work/bin"
+
+# Prometheus 3.x's version string: v0.316.0 -> 3.16.0.
+minor_patch=${version#v0.3}
+prometheus_version="3.$((10#${minor_patch%%.*})).${minor_patch#*.}"
+log "building promtool $prometheus_version ($version; a cold build takes a few minutes on 2 cores)"
+(cd "$tools" && nice go build -trimpath -tags remove_all_sd \
+  -ldflags "-s -w -X github.com/prometheus/common/version.Version=$prometheus_version" \
+  -o "$work/bin/promtool" github.com/prometheus/prometheus/cmd/promtool)
+"$work/bin/promtool" --version >&2
+
+echo "$version" > "$work/version"
+rm -rf "$cache"
+mv "$work" "$cache"
+# Builds of other pins are superseded.
+find "$cache_root" -maxdepth 1 -name 'promtool-*' ! -name '*.partial' ! -path "$cache" -exec rm -rf {} + 2>/dev/null \
+  || true
+echo "built in $(( $(date +%s) - started ))s" > "$cache/complete"
+log "done in $(( $(date +%s) - started ))s: $cache"
+echo "$cache"
