@@ -298,6 +298,8 @@ class Controller:
                     await self.poll()
                 except k.KubeError as exc:
                     log.warning("poll failed: %s", exc)
+                except Exception:  # a bug or an answer nobody foresaw: the next poll starts afresh
+                    log.exception("poll failed unexpectedly")
             if self.health:
                 self.health.last_loop = time.monotonic()
             try:
