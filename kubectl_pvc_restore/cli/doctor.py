@@ -12,7 +12,8 @@ import click
 
 from .complete import complete_pvcs
 
-from .common import INSTALL_COMMAND, KUBE_NAME, Client, age, command
+from ..formatting import age
+from .common import INSTALL_COMMAND, KUBE_NAME, Client, command
 
 CONTROLLER_SELECTOR = "app.kubernetes.io/name=pvc-restore"
 #: The controller's leader-election Lease (controller/leader.py LEASE_NAME; a test checks they agree). The controller
@@ -107,11 +108,18 @@ EXIT_INCOMPLETE = 3
 
 @click.command("doctor")
 @click.argument("pvc", required=False, type=KUBE_NAME, shell_complete=complete_pvcs)
+@click.option("-A", "--all-namespaces", is_flag=True, help="Look for restores holding workloads, paused sources and "
+              "old locks in every namespace (default: the namespace).")
 @command
-async def command(client: Client, pvc: str | None) -> int:
+async def command(client: Client, pvc: str | None, all_namespaces: bool) -> int:
     """Check that pvc-restore can work here: the server's Kubernetes version (within the supported range), CRDs
     (the PVCRestore CRD's schema has this version's fields), the controller, storage for the restic cache; with
     PVC also its ReplicationSource and last backup, mover permissions, its lock, and any stuck restore.
+
+    In the namespace (-A: every namespace), the states the chart's alerts watch: workloads a restore keeps at 0
+    after it ended on partial data (a failure), restores holding workloads or a paused ReplicationSource for long or
+    stuck in a phase, sources left paused with no restore holding them, abandoned or long-held locks; each with the
+    command that ends it.
 
     The controller counts as running when a pod labelled app.kubernetes.io/name=pvc-restore is ready (any namespace),
     or its leader-election Lease pvc-restore-controller is held and was renewed within its duration (a controller
@@ -126,8 +134,11 @@ async def command(client: Client, pvc: str | None) -> int:
     Exit code: 1 when a problem was found ([FAIL]), even if other checks could not be done;
                3 when nothing failed but some check could not be done ([????]: the report is incomplete);
                0 when every check was done and none failed (warnings do not change it)."""
+    from .doctor_holds import check_holds
+
     report = Report()
     await check_installation(client, report)
+    await check_holds(client, report, all_namespaces=all_namespaces)  # what restores hold stopped (doctor_holds.py)
     if pvc:
         await check_pvc(client, report, pvc)
     report.print()
