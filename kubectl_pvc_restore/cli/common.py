@@ -7,7 +7,6 @@ import dataclasses
 import datetime as dt
 import difflib
 import functools
-import json
 from typing import Any, Awaitable, Callable, Iterable
 
 import click
@@ -224,36 +223,6 @@ class Client:
 def suggest(name: str, candidates: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
     return f"; did you mean {', '.join(close)}?" if close else ""
-
-
-def age(timestamp: str | None, now: dt.datetime | None = None) -> str:
-    """kubectl's short age: 45s, 12m, 3h, 5d."""
-    when = model.parse_time(timestamp)
-    if when is None:
-        return "<unknown>"
-    seconds = int(((now or model.now()) - when).total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * (2 if unit != "m" else 1):
-            return f"{seconds // size}{unit}"
-    return f"{max(seconds, 0)}s"
-
-
-def table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [headers] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
-
-
-def dump(obj: Any, fmt: str) -> str:
-    if fmt == "json":
-        return json.dumps(obj, indent=2)
-    import yaml
-
-    return yaml.safe_dump(obj, sort_keys=False).rstrip()
-
-
-def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
 
 
 def selector_text(spec: dict[str, Any]) -> str:

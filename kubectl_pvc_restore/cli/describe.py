@@ -10,7 +10,8 @@ import click
 from .complete import complete_restores
 
 from ..model import SafetyBackup, is_holding, requested_by
-from .common import KUBE_NAME, Client, age, command, dump, output_option, selector_text
+from ..formatting import age, dump
+from .common import KUBE_NAME, Client, command, output_option, selector_text
 
 
 @click.command("describe")

@@ -6,7 +6,8 @@ import asyncio
 
 import click
 
-from .common import Client, age, as_list, command, dump, output_option, selector_text, table
+from ..formatting import age, as_list, dump, table
+from .common import Client, command, output_option, selector_text
 
 
 def rows(items: list[dict], wide: bool, all_namespaces: bool) -> tuple[list[str], list[list]]:

@@ -6,7 +6,8 @@ import click
 
 from .complete import complete_locked_pvcs
 
-from .common import KUBE_NAME, Client, GlobalOptions, age, as_list, dump, global_options, output_option, table
+from ..formatting import age, as_list, dump, table
+from .common import KUBE_NAME, Client, GlobalOptions, global_options, output_option
 from .common import command as async_command
 
 

@@ -6,7 +6,8 @@ import click
 
 from .complete import complete_pvcs
 
-from .common import KUBE_NAME, Client, command, dump, output_option, table
+from ..formatting import dump, table
+from .common import KUBE_NAME, Client, command, output_option
 
 LIST_FROM = click.Choice(["auto", "local", "cluster"])
 

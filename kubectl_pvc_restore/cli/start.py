@@ -6,7 +6,8 @@ import click
 
 from .complete import complete_pvcs
 
-from .common import KUBE_NAME, Client, command, dump, follow, output_option
+from ..formatting import dump
+from .common import KUBE_NAME, Client, command, follow, output_option
 
 #: The Restore phase's limit must be at least this (the CRD refuses less: a zero timeout would scale the workloads
 #: down for nothing).

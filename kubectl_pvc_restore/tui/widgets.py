@@ -68,13 +68,3 @@ class KeyedTable(DataTable):
         keys = [key for key, _ in rows]
         if keep in keys:
             self.move_cursor(row=keys.index(keep), animate=False)
-
-
-def short_time(value: str | None) -> str:
-    return (value or "").replace("T", " ").replace("Z", "")[:16]
-
-
-def age(value: str | None) -> str:
-    from ..cli.common import age as cli_age
-
-    return cli_age(value) if value else ""

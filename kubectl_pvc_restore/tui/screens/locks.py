@@ -7,7 +7,8 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header
 
 from ..data import LiveLock, LockRow
-from ..widgets import PolledScreen, KeyedTable, MessageBar, age
+from ...formatting import age
+from ..widgets import PolledScreen, KeyedTable, MessageBar
 
 
 class LocksScreen(PolledScreen):
@@ -35,7 +36,7 @@ class LocksScreen(PolledScreen):
             return
         self.rows = rows
         self.query_one(KeyedTable).refill([(f"{r.namespace}/{r.name}", [
-            r.namespace, r.pvc, r.name, r.holder, r.holder_state, age(r.created)]) for r in rows])
+            r.namespace, r.pvc, r.name, r.holder, r.holder_state, age(r.created, unknown="")]) for r in rows])
 
     def action_clear(self) -> None:
         key = self.query_one(KeyedTable).current_key

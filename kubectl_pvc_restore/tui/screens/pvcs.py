@@ -7,7 +7,8 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header, Input
 
 from ..data import PVCRow
-from ..widgets import PolledScreen, KeyedTable, MessageBar, short_time
+from ...formatting import short_time
+from ..widgets import PolledScreen, KeyedTable, MessageBar
 
 COLUMNS = ["PVC", "SIZE", "SOURCE", "MOVER", "LAST BACKUP", "RESULT", "RESTORE / LOCK"]
 

@@ -11,7 +11,8 @@ from rich.markup import escape as esc
 
 from ... import volsync
 from ...model import Phase
-from ..widgets import PolledScreen, MessageBar, age, short_time
+from ...formatting import age, short_time
+from ..widgets import PolledScreen, MessageBar
 
 PHASES = [p.value for p in Phase]
 
@@ -33,7 +34,7 @@ def render(obj: dict, events: list[dict], destination: dict | None) -> str:
     from ...model import Spec, requested_by
 
     lines = [f"[b]{esc(meta['namespace'])}/{esc(meta['name'])}[/b]  PVC [b]{esc(spec.get('pvc') or '')}[/b], "
-             f"{Spec.from_dict(spec).describe_selector()} snapshot, created {age(meta.get('creationTimestamp'))} ago",
+             f"{Spec.from_dict(spec).describe_selector()} snapshot, created {age(meta.get('creationTimestamp'), unknown='')} ago",
              f"requested by {esc(requested_by(meta))}", "", "[b]Progress[/b]", *steps]
     if status.get("message"):
         lines.append(f"  {esc(status['message'])}")

@@ -14,7 +14,8 @@ from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSe
 
 from ... import model, snapshot_table, stops, volsync
 from ...selector import Selector, SelectorError, parse_as_of
-from ..widgets import KeyedTable, short_time
+from ...formatting import short_time
+from ..widgets import KeyedTable
 
 
 class RestoreDialog(ModalScreen[None]):

@@ -7,7 +7,8 @@ from textual.binding import Binding
 from textual.widgets import Footer, Header
 
 from ...model import Spec
-from ..widgets import PolledScreen, KeyedTable, MessageBar, age
+from ...formatting import age
+from ..widgets import PolledScreen, KeyedTable, MessageBar
 
 
 class RestoresScreen(PolledScreen):
@@ -34,7 +35,7 @@ class RestoresScreen(PolledScreen):
                 i["metadata"]["namespace"], i["metadata"]["name"], (i.get("spec") or {}).get("pvc"),
                 Spec.from_dict(i.get("spec") or {}).describe_selector(),
                 (i.get("status") or {}).get("phase") or "Pending", ((i.get("status") or {}).get("error") or "")[:40],
-                age(i["metadata"].get("creationTimestamp"))]) for i in items])
+                age(i["metadata"].get("creationTimestamp"), unknown="")]) for i in items])
 
     def on_data_table_row_selected(self, event) -> None:
         self.action_open()
