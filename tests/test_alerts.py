@@ -6,6 +6,7 @@ read are computed from the listed state (controller/observed.py), unit-tested he
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import shutil
@@ -18,7 +19,7 @@ import yaml
 
 from controller import observed
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore import model
+from kubectl_pvc_restore import locks, model
 from kubectl_pvc_restore.cli import ALIASES, COMMANDS, cli
 from tests import scenario as sc
 from tests.conftest import free_port
@@ -263,11 +264,33 @@ def test_dashboard_and_rules_use_only_metrics_the_controller_exports_and_its_scr
                              "--metrics-address", f"127.0.0.1:{port}", "--health-address", ""))
     cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
     sc.wait_finished(cluster, "r1")
+    # A restore that ended on partial data an hour ago and holds a workload, its source and a lock (its status as the
+    # controller writes it; Finished without a finalizer, so the controller leaves it alone).
+    held = model.manifest("held", cluster.ns, model.Spec(pvc="other"))
+    cluster.kube.create(k.PVC_RESTORES, held, cluster.ns)
+    obj = cluster.kube.get(k.PVC_RESTORES, "held", cluster.ns)
+    hour_ago = model.format_time(model.now() - dt.timedelta(hours=1))
+    obj["status"] = {"phase": "Finished", "error": "cancelled", "dataIncomplete": True, "completionTime": hour_ago,
+                     "pvcOwners": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "other-app",
+                                    "namespace": cluster.ns, "replicas": 1}],
+                     "replicationSource": "other-src", "replicationSourcePaused": False,
+                     "timeline": [{"phase": "ScaleDown", "at": hour_ago}]}
+    cluster.kube.replace(k.PVC_RESTORES, obj, subresource="status")
+    cluster.kube.create(k.CONFIGMAPS, locks.lock_manifest(cluster.ns, "other", "held", obj["metadata"]["uid"],
+                                                          model.now() - dt.timedelta(hours=1)), cluster.ns)
     url = f"http://127.0.0.1:{port}/metrics"
-    scrape = wait_for(lambda: (lambda t: t if 'pvc_restore_restores{phase="Finished",result="succeeded"} 1.0' in t
-                               else None)(http_get(url)[1]), message="the poll's gauges to count the finished restore")
+    wanted = ('pvc_restore_restores{phase="Finished",result="succeeded"} 1.0',
+              'pvc_restore_workloads_held{reason="partial_data"} 1.0', 'pvc_restore_locks{holder="holding"} 1.0')
+    scrape = wait_for(lambda: (lambda t: t if all(w in t for w in wanted) else None)(http_get(url)[1]),
+                      message="the poll's gauges to count the finished and the holding restore")
+    assert re.search(r'^pvc_restore_workloads_held_since_timestamp_seconds\{reason="partial_data"\} \S+$', scrape, re.M)
+    assert re.search(r'^pvc_restore_oldest_lock_acquired_timestamp_seconds\{holder="holding"\} \S+$', scrape, re.M)
     result = promtool_run(promtool, "check", "metrics", stdin=scrape)
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    # The check can fail: a counter without _total, a unit that is not a base unit.
+    bad = promtool_run(promtool, "check", "metrics", stdin="# HELP x_seconds x\n# TYPE x_seconds counter\n"
+                       "x_seconds 1\n# HELP y_milliseconds y\n# TYPE y_milliseconds gauge\ny_milliseconds 3\n")
+    assert bad.returncode != 0 and '"_total" suffix' in bad.stdout + bad.stderr
     assert float(re.search(r"^pvc_restore_last_poll_success_timestamp_seconds (\S+)$", scrape, re.M)[1]) > 0
 
     exported = exported_names(scrape)
@@ -324,10 +347,10 @@ def test_observed_state_counts_what_restores_hold_and_since_when():
     ok = restore("ok", "Finished", pvc="d", pvcOwners=[owner("x", 1)], replicationSource="d-src",
                  replicationSourcePaused=False, completionTime="2026-11-26T08:30:00Z")
     queued = restore("queued", "Initialize", pvc="a", lockHolder="run", phaseStartTime="2026-11-26T06:00:00Z")
-    locks = [lock("a", "run", "2026-11-26T09:00:00Z"), lock("b", "held", "2026-11-26T07:00:00Z"),
+    lock_objs = [lock("a", "run", "2026-11-26T09:00:00Z"), lock("b", "held", "2026-11-26T07:00:00Z"),
              lock("e", "vanished", "2026-11-26T03:00:00Z"), lock("d", "ok", "2026-11-26T08:00:00Z")]
 
-    state = observed.compute([running, held, old, retry, ok, queued], locks)
+    state = observed.compute([running, held, old, retry, ok, queued], lock_objs)
 
     assert state.restores[("Restore", "none")] == 1 and state.restores[("ScaleDown", "none")] == 1
     assert state.restores[("Initialize", "none")] == 1
