@@ -187,8 +187,19 @@ def test_what_the_lock_says_is_what_is_guarded(cluster, guard_policies, portal, 
 
     current = lock(cluster, sc.PVC, holder="r1", held="replicationcontrollers/legacy statefulsets/db", guard="on")
     name = current["metadata"]["name"]
-    with pytest.raises(k.Forbidden, match=r"scaling statefulsets/db up \(0 -> 2\) is refused: restore r1"):
-        cluster.kube.set_scale(k.STATEFULSETS, "db", ns, 2)
+
+    # The API server reads a new lock through its ConfigMap param informer, a moment after it is created (longer on
+    # a loaded machine): ask until it refuses, undoing a scale-up that came before it saw the lock.
+    def refusal() -> str | None:
+        try:
+            cluster.kube.set_scale(k.STATEFULSETS, "db", ns, 2)
+        except k.Forbidden as exc:
+            return str(exc)
+        cluster.kube.set_scale(k.STATEFULSETS, "db", ns, 0)
+        return None
+
+    refused = wait_for(refusal, timeout=30, message="the guard to see the new lock")
+    assert "scaling statefulsets/db up (0 -> 2) is refused: restore r1" in refused, refused
     # Lowering is allowed, raising again is not, whichever way it is asked.
     cluster.kube.set_scale(RCS, "legacy", ns, 1)
     with pytest.raises(k.Forbidden, match=r"replicationcontrollers/legacy up \(1 -> 2\)"):

@@ -5,6 +5,7 @@ the controller's start-up log compare the API server with the range; the chart r
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -196,7 +197,7 @@ def test_the_chart_refuses_a_kubernetes_older_than_the_minimum(helm):
     assert template(helm).returncode == 0
 
 
-def test_below_1_36_the_chart_leaves_the_requester_policy_out_and_says_so(helm, tmp_path):
+def test_below_1_36_the_chart_leaves_the_requester_policy_out(helm):
     old = template(helm, "--kube-version", "1.34.4")
     assert old.returncode == 0, old.stderr
     assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= kinds(old.stdout)
@@ -204,18 +205,24 @@ def test_below_1_36_the_chart_leaves_the_requester_policy_out_and_says_so(helm, 
     new = template(helm, "--kube-version", "1.36.3", "--api-versions",
                    "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy")
     assert {"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"} <= kinds(new.stdout)
-    # What an install prints (NOTES.txt) says why "Requested by" stays empty.
-    notes = subprocess.run([str(helm), "install", "pr", str(CHART), "-n", "ops", "--dry-run=client"],
-                           capture_output=True, text=True)
-    assert notes.returncode == 0, notes.stderr
-    assert "does not serve MutatingAdmissionPolicy v1 (Kubernetes >= 1.36)" in notes.stdout
-    served = subprocess.run([str(helm), "install", "pr", str(CHART), "-n", "ops", "--dry-run=client", "--api-versions",
-                             "admissionregistration.k8s.io/v1/MutatingAdmissionPolicy"], capture_output=True, text=True)
-    assert served.returncode == 0 and "NOTES:" in served.stdout, served.stderr
-    assert "does not serve MutatingAdmissionPolicy" not in served.stdout
 
 
 # -- against the API server ------------------------------------------------------------------------------------------
+
+def test_the_install_notes_say_when_the_requester_policy_is_left_out(control_plane, kubeconfig, namespace):
+    """helm install against the session's server (a server-side dry run): the notes say why "Requested by" stays
+    empty exactly when the server does not serve MutatingAdmissionPolicy v1 (1.34 and 1.35: scripts/compat.sh)."""
+    from tests.test_admission_policies import serves_mutating_admission_policies
+
+    served = serves_mutating_admission_policies(control_plane)
+    result = subprocess.run([str(control_plane.bin / "helm"), "install", "pr", str(CHART), "-n", namespace,
+                             "--kubeconfig", kubeconfig, "--dry-run=server"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "NOTES:" in result.stdout
+    rendered = kinds(result.stdout.split("NOTES:")[0].split("MANIFEST:", 1)[1])
+    assert ("MutatingAdmissionPolicy" in rendered) == served, rendered
+    said = "does not serve MutatingAdmissionPolicy v1 (Kubernetes >= 1.36)" in result.stdout
+    assert said == (not served), result.stdout.split("NOTES:")[1]
 
 def test_doctor_reports_the_server_version_against_the_range(kube, kubeconfig, namespace):
     from click.testing import CliRunner
@@ -241,3 +248,35 @@ def test_the_controller_says_at_start_up_which_kubernetes_it_runs_on(kube, contr
     log = Path(proc.log_path).read_text()
     assert wanted in log, log
     assert log.index(wanted) < log.index("started: polling"), log
+
+
+# -- the versions a run asked for are the ones that ran (scripts/compat.sh sets the two variables) -----------------
+
+def test_the_kubernetes_asked_for_is_the_one_that_runs(kube):
+    wanted = os.environ.get("PVC_RESTORE_KUBERNETES_VERSION") or pin("tools/controlplane/kubernetes/go.mod",
+                                                                      "k8s.io/kubernetes")
+    assert kube.version()["gitVersion"] == wanted
+
+
+def installed_crd_schemas(kubectl, names) -> dict:
+    out = {}
+    for name in names:
+        crd = yaml.safe_load(kubectl("get", "crd", name, "-o", "yaml").stdout)
+        out[name] = [v["schema"] for v in crd["spec"]["versions"]]
+    return out
+
+
+def test_the_volsync_asked_for_is_the_one_installed_and_running(control_plane, real_volsync):
+    wanted = os.environ.get("PVC_RESTORE_VOLSYNC_VERSION") or pin("tools/volsync/volsync/go.mod",
+                                                                   "github.com/backube/volsync")
+    assert (real_volsync.cache / "version").read_text().strip() == wanted
+    wait_for(lambda: f"Operator Version: {wanted}" in real_volsync.log("volsync-manager").read_text(), timeout=30,
+             message=f"volsync's manager to log its version {wanted}")
+    # Its own CRDs, on the real-volsync plane and on the simulator's plane alike.
+    files = {yaml.safe_load(f.read_text())["metadata"]["name"]: f
+             for f in (real_volsync.cache / "crds").glob("volsync.backube_*.yaml")}
+    assert set(files) == {"replicationsources.volsync.backube", "replicationdestinations.volsync.backube"}
+    expected = {name: [v["schema"] for v in yaml.safe_load(f.read_text())["spec"]["versions"]]
+                for name, f in files.items()}
+    assert installed_crd_schemas(real_volsync.cp.kubectl, files) == expected
+    assert installed_crd_schemas(control_plane.kubectl, files) == expected
