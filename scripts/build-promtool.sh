@@ -6,19 +6,23 @@
 #   promtool  (github.com/prometheus/prometheus/cmd/promtool, built with `go` and the remove_all_sd tag: the
 #             service-discovery plugins, which only `promtool check config` and `promtool sd` need, are left out;
 #             that halves the build)
+#   crds/     the Prometheus operator's PrometheusRule and ServiceMonitor CRDs, copied from the
+#             github.com/prometheus-operator/prometheus-operator Go module: the tests validate the chart's monitoring
+#             objects against them on the API server
 #
-# The pin lives in tools/promtool/go.mod (Prometheus 3.x is tagged as Go module versions v0.3XX.Y: v0.316.0 is
-# Prometheus 3.16.0). The cache directory is keyed by a hash of that module and of this script, so a changed pin
-# rebuilds and an unchanged one is free. Prints the cache directory on stdout (the binary is bin/promtool in it);
+# The pins live in tools/promtool/go.mod (Prometheus 3.x is tagged as Go module versions v0.3XX.Y: v0.316.0 is
+# Prometheus 3.16.0) and tools/prometheus-operator/go.mod. The cache directory is keyed by a hash of those modules and
+# of this script, so a changed pin rebuilds and an unchanged one is free. Prints the cache directory on stdout (the binary is bin/promtool in it);
 # progress goes to stderr.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools="$repo/tools/promtool"
+operator="$repo/tools/prometheus-operator"
 
 version=$(sed -nE 's/^[[:space:]]*github\.com\/prometheus\/prometheus (v[0-9.]+).*/\1/p' "$tools/go.mod" | head -n1)
 [ -n "$version" ] || { echo "tools/promtool/go.mod does not pin github.com/prometheus/prometheus" >&2; exit 1; }
-key=$( (cat "$tools/go.mod" "$tools/go.sum" "$0") | sha256sum | cut -c1-12)
+key=$( (cat "$tools/go.mod" "$tools/go.sum" "$operator/go.mod" "$operator/go.sum" "$0") | sha256sum | cut -c1-12)
 cache_root="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}"
 cache="$cache_root/promtool-$version-$key"
 
@@ -43,7 +47,7 @@ fi
 started=$(date +%s)
 work="$cache.partial"
 rm -rf "$work"
-mkdir -p "$work/bin"
+mkdir -p "$work/bin" "$work/crds"
 
 # Prometheus 3.x's version string: v0.316.0 -> 3.16.0.
 minor_patch=${version#v0.3}
@@ -53,6 +57,15 @@ log "building promtool $prometheus_version ($version; a cold build takes a few m
   -ldflags "-s -w -X github.com/prometheus/common/version.Version=$prometheus_version" \
   -o "$work/bin/promtool" github.com/prometheus/prometheus/cmd/promtool)
 "$work/bin/promtool" --version >&2
+
+log "copying the Prometheus operator's PrometheusRule and ServiceMonitor CRDs"
+operator_dir=$(cd "$operator" && go mod download -json github.com/prometheus-operator/prometheus-operator \
+  | sed -nE 's/^[[:space:]]*"Dir": "(.*)",?$/\1/p')
+[ -d "$operator_dir/example/prometheus-operator-crd" ] \
+  || { echo "no example/prometheus-operator-crd in the prometheus-operator module ($operator_dir)" >&2; exit 1; }
+cp "$operator_dir"/example/prometheus-operator-crd/monitoring.coreos.com_{prometheusrules,servicemonitors}.yaml \
+  "$work/crds/"
+chmod u+w "$work"/crds/*.yaml
 
 echo "$version" > "$work/version"
 rm -rf "$cache"

@@ -35,10 +35,15 @@ SEVERITIES = {"critical", "warning"}
 
 
 @pytest.fixture(scope="session")
-def promtool() -> Path:
+def promtool_cache() -> Path:
     out = subprocess.run(["bash", str(REPO / "scripts" / "build-promtool.sh")], capture_output=True, text=True,
                          check=True).stdout
-    return Path(out.strip().splitlines()[-1]) / "bin" / "promtool"
+    return Path(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def promtool(promtool_cache) -> Path:
+    return promtool_cache / "bin" / "promtool"
 
 
 @pytest.fixture(scope="session")
@@ -188,6 +193,31 @@ def test_alert_annotations_render_with_their_values(helm, promtool, tmp_path):
     shutil.copy(ALERT_TESTS / "pvc-restore-annotations.test.yaml", tmp_path)
     result = promtool_run(promtool, "test", "rules", "pvc-restore-annotations.test.yaml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_prometheus_operators_crds_accept_the_rule_and_the_service_monitor(control_plane, namespace, helm,
+                                                                              promtool_cache):
+    """A cluster with the Prometheus operator: its PrometheusRule and ServiceMonitor CRDs (from its Go module) admit
+    what the chart renders (server-side dry run), and refuse a rule the operator would not load."""
+    for crd in sorted((promtool_cache / "crds").glob("*.yaml")):
+        control_plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                          "crd/prometheusrules.monitoring.coreos.com", "crd/servicemonitors.monitoring.coreos.com")
+    out = subprocess.run([str(helm), "template", RELEASE, str(CHART), "-n", namespace,
+                          "--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
+                          "--set", "metrics.grafanaDashboard.enabled=true"], capture_output=True, text=True,
+                         check=True).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d and d["kind"] in ("PrometheusRule", "ServiceMonitor", "ConfigMap")]
+    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "PrometheusRule", "ServiceMonitor"]
+    applied = control_plane.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-",
+                                    input=yaml.safe_dump_all(docs))
+    assert "prometheusrule.monitoring.coreos.com/pr-pvc-restore created (server dry run)" in applied.stdout
+    assert "servicemonitor.monitoring.coreos.com/pr-pvc-restore created (server dry run)" in applied.stdout
+    [rule] = [d for d in docs if d["kind"] == "PrometheusRule"]
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "soon"
+    refused = control_plane.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", check=False,
+                                    input=yaml.safe_dump(rule))
+    assert refused.returncode != 0 and "for" in refused.stderr, refused.stderr
 
 
 def test_rule_values_disabled_labels_selector_and_a_bad_duration(helm):
