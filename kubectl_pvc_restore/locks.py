@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from typing import Any
@@ -81,3 +82,73 @@ def holder_state(lock: dict[str, Any], holder: dict[str, Any] | None) -> str:
         return "holding (partial data: workloads kept stopped)"
     phase = status.get("phase") or "Pending"
     return "finished" if phase == "Finished" else f"active ({phase})"
+
+
+def is_live(state: str) -> bool:
+    """Whether a ``holder_state`` protects its lock: the holder runs, or holds the PVC after partial data."""
+    return state.startswith(("active", "holding"))
+
+
+# -- reading and clearing locks (the CLI's `locks` and the TUI's locks screen) ---------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class LockInfo:
+    """A lock as people see it."""
+
+    namespace: str
+    pvc: str
+    name: str
+    holder: str
+    created: str
+    holder_state: str  # "active (Phase)", "holding (...)", "finished", "gone"
+
+    @property
+    def live(self) -> bool:
+        return is_live(self.holder_state)
+
+
+class NoLock(LookupError):
+    pass
+
+
+class LiveLock(Exception):
+    """Refused: clearing this lock could let two restores write the PVC at once."""
+
+
+def _info(lock: dict[str, Any], holder: dict[str, Any] | None) -> LockInfo:
+    meta = lock["metadata"]
+    return LockInfo(namespace=meta["namespace"], pvc=(lock.get("data") or {}).get("pvc") or "", name=meta["name"],
+                    holder=holder_of(lock)[0] or "<unknown>", created=meta.get("creationTimestamp") or "",
+                    holder_state=holder_state(lock, holder))
+
+
+async def list_locks(kube: Any, namespace: str | None) -> list[LockInfo]:
+    """Every lock in ``namespace`` (None: all namespaces) with its holder's state: two LISTs."""
+    from . import kube as k
+
+    items = await kube.list(k.CONFIGMAPS, namespace, label_selector=f"{LOCK_LABEL}=true")
+    restores = {(r["metadata"]["namespace"], r["metadata"]["name"]): r
+                for r in (await kube.list(k.PVC_RESTORES, namespace) if items else [])}
+    return sorted((_info(lock, restores.get((lock["metadata"]["namespace"], holder_of(lock)[0]))) for lock in items),
+                  key=lambda info: (info.namespace, info.pvc))
+
+
+async def clear_lock(kube: Any, namespace: str, pvc: str, *, force: bool = False) -> LockInfo:
+    """Delete the lock of ``pvc`` (by uid, so a lock taken again meanwhile stays). Raises NoLock, or LiveLock while
+    its holder is live unless ``force``."""
+    from . import kube as k
+
+    name = lock_name(pvc)
+    lock = await kube.get_or_none(k.CONFIGMAPS, name, namespace)
+    if lock is None:
+        raise NoLock(f"PVC {pvc} has no restore lock in namespace {namespace}")
+    holder = holder_of(lock)[0]
+    info = _info(lock, await kube.get_or_none(k.PVC_RESTORES, holder, namespace) if holder else None)
+    if info.live and not force:
+        raise LiveLock(f"lock {name} is held by PVCRestore {info.holder}, which is {info.holder_state}; clearing it "
+                       "could let two restores write the PVC at once. Cancel that restore instead")
+    try:
+        await kube.delete(k.CONFIGMAPS, name, namespace, uid=lock["metadata"]["uid"])
+    except (k.NotFound, k.Conflict):
+        raise NoLock(f"the lock of PVC {pvc} was released or taken again meanwhile; nothing was cleared") from None
+    return info

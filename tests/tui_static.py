@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from kubectl_pvc_restore import model
-from kubectl_pvc_restore.tui.data import LockRow, Plan, PVCRow
+from kubectl_pvc_restore.preview import Preview
+from kubectl_pvc_restore.tui.data import LockRow, PVCRow
 
 NS = "apps"
 
@@ -66,9 +67,10 @@ class StaticSource:
                  "paths": ["/data"], "hostname": "volsync", "size": 1536 * 1024 * (i + 1)}
                 for i, c in enumerate("abc")], None, "restic on this machine"
 
-    async def plan(self, namespace, pvc, selector):
-        return Plan([model.Owner("apps/v1", "Deployment", "web", NS, 3),
-                     model.Owner("apps/v1", "StatefulSet", "db", NS, 2)], f"{pvc}-backup", [])
+    async def preview(self, namespace, spec):
+        return Preview(namespace, spec.pvc, spec, owners=[model.Owner("apps/v1", "Deployment", "web", NS, 3),
+                                                          model.Owner("apps/v1", "StatefulSet", "db", NS, 2)],
+                       source={"metadata": {"name": f"{spec.pvc}-backup"}, "spec": {"restic": {}}})
 
     async def create(self, namespace, pvc, selector, *, safety_backup=False, **options):
         return f"{pvc}-1714740000"

@@ -11,15 +11,6 @@ from .common import KUBE_NAME, Client, GlobalOptions, global_options, output_opt
 from .common import command as async_command
 
 
-async def _holder_state(client: Client, lock: dict) -> str:
-    from .. import kube as k
-    from .. import locks
-
-    holder = locks.holder_of(lock)[0]
-    obj = await client.kube.get_or_none(k.PVC_RESTORES, holder, lock["metadata"]["namespace"]) if holder else None
-    return locks.holder_state(lock, obj)
-
-
 class LocksGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or args[0].startswith("-") and args[0] not in ("-h", "--help"):
@@ -45,20 +36,16 @@ async def list_locks(client: Client, all_namespaces: bool, output: str | None) -
     from .. import locks
 
     namespace = None if all_namespaces else client.namespace
-    items = await client.kube.list(k.CONFIGMAPS, namespace, label_selector=f"{locks.LOCK_LABEL}=true")
     if output:
+        items = await client.kube.list(k.CONFIGMAPS, namespace, label_selector=f"{locks.LOCK_LABEL}=true")
         click.echo(dump(as_list(items), output))
         return 0
-    if not items:
+    infos = await locks.list_locks(client.kube, namespace)
+    if not infos:
         click.echo("No restore locks" + ("." if all_namespaces else f" in namespace {namespace}."))
         return 0
-    rows = []
-    for lock in items:
-        state = await _holder_state(client, lock)
-        data = lock.get("data") or {}
-        rows.append(([lock["metadata"]["namespace"]] if all_namespaces else []) + [
-            data.get("pvc"), lock["metadata"]["name"], data.get("holder") or "<unknown>", state,
-            age(lock["metadata"].get("creationTimestamp"))])
+    rows = [([info.namespace] if all_namespaces else []) + [info.pvc, info.name, info.holder, info.holder_state,
+                                                             age(info.created)] for info in infos]
     headers = (["NAMESPACE"] if all_namespaces else []) + ["PVC", "LOCK", "HOLDER", "HOLDER STATE", "AGE"]
     click.echo(table(headers, rows))
     return 0
@@ -71,19 +58,13 @@ async def list_locks(client: Client, all_namespaces: bool, output: str | None) -
 @async_command
 async def clear(client: Client, pvc: str, force: bool) -> int:
     """Delete the lock of PVC. Refuses while the holder restore is active, unless --force."""
-    from .. import kube as k
     from .. import locks
 
-    name = locks.lock_name(pvc)
-    lock = await client.kube.get_or_none(k.CONFIGMAPS, name, client.namespace)
-    if lock is None:
-        raise click.ClickException(f"PVC {pvc} has no restore lock in namespace {client.namespace}")
-    state = await _holder_state(client, lock)
-    holder = locks.holder_of(lock)[0] or "<unknown>"
-    if state.startswith(("active", "holding")) and not force:
-        raise click.ClickException(f"lock {name} is held by PVCRestore {holder}, which is {state}; clearing it could "
-                                   "let two restores write the PVC at once. Cancel that restore instead, or use "
-                                   "--force if it is really stuck.")
-    await client.kube.delete(k.CONFIGMAPS, name, client.namespace, uid=lock["metadata"]["uid"])
-    click.echo(f"lock {name} cleared (holder {holder}, {state})")
+    try:
+        info = await locks.clear_lock(client.kube, client.namespace, pvc, force=force)
+    except locks.NoLock as exc:
+        raise click.ClickException(str(exc)) from None
+    except locks.LiveLock as exc:
+        raise click.ClickException(f"{exc}, or use --force if it is really stuck.") from None
+    click.echo(f"lock {info.name} cleared (holder {info.holder}, {info.holder_state})")
     return 0

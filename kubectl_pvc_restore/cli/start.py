@@ -122,51 +122,17 @@ async def command(client: Client, pvc: str, latest: bool, previous: int | None, 
 async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
     import dataclasses
 
-    from .. import plan, stops, volsync
+    from .. import preview as pv
 
     ns = client.namespace
-    spec = dataclasses.replace(selector.spec(pvc), **options)
-    problems: list[str] = []
-    warnings: list[str] = []
-    try:
-        source = await plan.find_source(client.kube, ns, pvc)
-    except plan.SourceError as exc:
-        source, problems = None, [str(exc)]
-    workloads = await plan.plan_workloads(client.kube, ns, pvc, spec=spec)
-    problems += workloads.problems
-    click.echo(f"Dry run: restore PVC {ns}/{pvc} from the {selector.describe()} snapshot. Nothing was changed.")
-    click.echo("\nWorkloads to scale to 0 and back:")
-    for owner in workloads.owners:
-        click.echo(f"  {owner.kind} {owner.name}: {owner.replicas} replica(s)")
-    if not workloads.owners:
-        click.echo("  (none)")
-    if workloads.stops:
-        click.echo("Also stopped for the restore and put back after:")
-        for stop in workloads.stops:
-            click.echo(f"  {stops.describe(stop)}")
-    if workloads.jobs:
-        click.echo(f"Running Jobs waited for: {', '.join(workloads.jobs)}")
-    if spec.safety_backup:
-        click.echo("Safety backup: the current data is backed up first (undo with kubectl pvc-restore undo)")
-    for note in workloads.notes:
-        click.echo(f"Note: {note}")
-    if workloads.pods:
-        click.echo(f"Pods mounting the PVC now: {', '.join(workloads.pods)}")
-    if source is not None:
-        mover = volsync.mover_of(source)
-        click.echo(f"\nReplicationSource: {source['metadata']['name']} (mover {mover}, paused during the restore)")
-        warning = await plan.mover_permission_warning(client.kube, ns, source)
-        if warning:
-            warnings.append(warning)
-        try:
-            rd = volsync.destination_manifest(source, restore_name=f"{pvc}-<time>", namespace=ns, pvc=pvc,
-                                              selector=selector, trigger="<unique>")
-            click.echo("ReplicationDestination that would be created:")
-            click.echo("  " + dump(rd, "yaml").replace("\n", "\n  "))
-        except volsync.VolsyncError as exc:
-            problems.append(str(exc))
-        else:
-            await _dry_run_snapshots(client, source, selector, problems, warnings)
+    preview = await pv.build(client.kube, ns, pvc, dataclasses.replace(selector.spec(pvc), **options))
+    problems, warnings = list(preview.problems), list(preview.warnings)
+    click.echo(f"Dry run: restore PVC {ns}/{pvc} from the {selector.describe()} snapshot. Nothing was changed.\n")
+    click.echo("\n".join(pv.lines(preview)))
+    if preview.destination is not None:
+        click.echo("ReplicationDestination that would be created:")
+        click.echo("  " + dump(preview.destination, "yaml").replace("\n", "\n  "))
+        await _dry_run_snapshots(client, preview.source, selector, problems, warnings)
     for warning in warnings:
         click.echo(f"Warning: {warning}", err=True)
     if problems:

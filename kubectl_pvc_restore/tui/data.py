@@ -9,6 +9,8 @@ from typing import Any, Protocol
 from .. import kube as k
 from .. import locks as lockmod
 from .. import model, plan, volsync
+from ..preview import Preview
+from ..preview import build as build_preview
 from ..selector import Selector
 
 
@@ -30,27 +32,9 @@ class PVCRow:
         return f"{self.namespace}/{self.name}"
 
 
-@dataclasses.dataclass(frozen=True)
-class LockRow:
-    namespace: str
-    pvc: str
-    name: str
-    holder: str
-    created: str
-    holder_state: str  # "active (Phase)", "holding (...)", "finished", "gone"
-
-    @property
-    def live(self) -> bool:
-        return self.holder_state.startswith(("active", "holding"))
-
-
-@dataclasses.dataclass
-class Plan:
-    owners: list[model.Owner]
-    source: str | None
-    problems: list[str]
-    stops: list[model.Stop] = dataclasses.field(default_factory=list)
-    notes: list[str] = dataclasses.field(default_factory=list)
+#: A lock as the locks screen shows it (shared with `kubectl pvc-restore locks`).
+LockRow = lockmod.LockInfo
+LiveLock = lockmod.LiveLock
 
 
 class Source(Protocol):
@@ -64,15 +48,11 @@ class Source(Protocol):
     async def locks(self) -> list[LockRow]: ...
     async def snapshots(self, namespace: str, pvc: str, *, where: str = "auto"
                         ) -> tuple[list[dict[str, Any]] | None, str | None, str | None]: ...
-    async def plan(self, namespace: str, pvc: str, selector: Selector) -> Plan: ...
+    async def preview(self, namespace: str, spec: model.Spec) -> Preview: ...
     async def create(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False,
                      **options: Any) -> str: ...
     async def cancel(self, namespace: str, name: str) -> None: ...
     async def clear_lock(self, row: LockRow) -> None: ...
-
-
-def _holder_state(lock: dict[str, Any], restores: dict[tuple[str, str], dict[str, Any]]) -> str:
-    return lockmod.holder_state(lock, restores.get((lock["metadata"]["namespace"], lockmod.holder_of(lock)[0])))
 
 
 class Cluster:
@@ -115,7 +95,7 @@ class Cluster:
                 source=src["metadata"]["name"] if src else (f"{len(srcs)} sources" if srcs else "-"),
                 mover=mover, last_backup=status.get("lastSyncTime") or "",
                 last_result=(status.get("latestMoverStatus") or {}).get("result") or "",
-                lock=(f"{(lock.get('data') or {}).get('holder')} ({_holder_state(lock, restore_index)})"
+                lock=(f"{(lock.get('data') or {}).get('holder')} ({lockmod.holder_state(lock, restore_index.get((key[0], lockmod.holder_of(lock)[0])))})"
                       if lock else ""),
                 restore=restore["metadata"]["name"] if restore else "",
                 phase=((restore or {}).get("status") or {}).get("phase") or ("Pending" if restore else "")))
@@ -136,13 +116,7 @@ class Cluster:
         return await self.kube.get_or_none(k.REPLICATION_DESTINATIONS, name, namespace)
 
     async def locks(self) -> list[LockRow]:
-        items = await self.kube.list(k.CONFIGMAPS, self.namespace, label_selector=f"{lockmod.LOCK_LABEL}=true")
-        restores = {(r["metadata"]["namespace"], r["metadata"]["name"]): r
-                    for r in await self.kube.list(k.PVC_RESTORES, self.namespace)}
-        return [LockRow(namespace=l["metadata"]["namespace"], pvc=(l.get("data") or {}).get("pvc", ""),
-                        name=l["metadata"]["name"], holder=lockmod.holder_of(l)[0] or "?",
-                        created=l["metadata"].get("creationTimestamp", ""), holder_state=_holder_state(l, restores))
-                for l in items]
+        return await lockmod.list_locks(self.kube, self.namespace)
 
     async def snapshots(self, namespace: str, pvc: str, *, where: str = "auto"
                         ) -> tuple[list[dict[str, Any]] | None, str | None, str | None]:
@@ -156,17 +130,8 @@ class Cluster:
         return await restic.source_snapshots(self.kube, source, timeout=20, where=where,
                                              image=self.snapshot_image or restic.DEFAULT_IMAGE)
 
-    async def plan(self, namespace: str, pvc: str, selector: Selector) -> Plan:
-        problems: list[str] = []
-        source_name = None
-        try:
-            source = await plan.find_source(self.kube, namespace, pvc)
-            source_name = source["metadata"]["name"]
-            volsync.check_restorable(source, selector)
-        except (plan.SourceError, volsync.VolsyncError) as exc:
-            problems.append(str(exc))
-        workloads = await plan.plan_workloads(self.kube, namespace, pvc)
-        return Plan(workloads.owners, source_name, problems + workloads.problems, workloads.stops, workloads.notes)
+    async def preview(self, namespace: str, spec: model.Spec) -> Preview:
+        return await build_preview(self.kube, namespace, spec.pvc, spec)
 
     async def create(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False,
                      **options: Any) -> str:
@@ -181,17 +146,8 @@ class Cluster:
         await self.kube.delete(k.PVC_RESTORES, name, namespace)
 
     async def clear_lock(self, row: LockRow) -> None:
-        lock = await self.kube.get_or_none(k.CONFIGMAPS, row.name, row.namespace)
-        if lock is None:
-            return
-        restores = {(r["metadata"]["namespace"], r["metadata"]["name"]): r
-                    for r in await self.kube.list(k.PVC_RESTORES, row.namespace)}
-        state = _holder_state(lock, restores)
-        if state.startswith(("active", "holding")):
-            raise LiveLock(f"lock {row.name} is held by {row.holder}, which is {state}: clearing it could let two "
-                           "restores write the PVC at once; cancel that restore instead")
-        await self.kube.delete(k.CONFIGMAPS, row.name, row.namespace, uid=lock["metadata"]["uid"])
-
-
-class LiveLock(Exception):
-    pass
+        """Refuses (LiveLock) while the holder is live; a lock gone meanwhile is nothing to do."""
+        try:
+            await lockmod.clear_lock(self.kube, row.namespace, row.pvc)
+        except lockmod.NoLock:
+            pass

@@ -18,7 +18,18 @@ class PolledScreen(Screen):
         self.reload()
 
     def reload(self) -> None:
-        self.run_worker(self.load(), group="load", exclusive=True)
+        self.run_worker(self._load(), group="load", exclusive=True)
+
+    async def _load(self) -> None:
+        from textual.css.query import NoMatches
+
+        try:
+            await self.load()
+        except NoMatches:
+            # The screen's widgets went away while its load awaited the API (the app quits, or the screen was
+            # dismissed): there is nothing left to show the result in.
+            if self.is_attached and self.app.screen is self and not getattr(self.app, "_exit", False):
+                raise
 
     async def load(self) -> None:
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from rich.text import Text
@@ -12,7 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
-from ... import model, snapshot_table, stops, volsync
+from ... import model, preview, snapshot_table, volsync
 from ...selector import Selector, SelectorError, parse_as_of
 from ...formatting import short_time
 from ..widgets import KeyedTable
@@ -214,30 +215,20 @@ class ConfirmRestore(ModalScreen[None]):
         self.query_one("#confirm", Input).focus()
         self.run_worker(self._load(), group="plan")
 
+    def spec(self) -> model.Spec:
+        return dataclasses.replace(self.selector.spec(self.pvc), safety_backup=self.safety_backup, **self.options)
+
     async def _load(self) -> None:
-        plan = await self.app.call_api(lambda source: source.plan(self.namespace, self.pvc, self.selector))
-        if plan is None:
+        found = await self.app.call_api(lambda source: source.preview(self.namespace, self.spec()))
+        if found is None:
             return
         from rich.markup import escape as esc
 
-        lines = ["Workloads scaled to 0, then back:"]
-        lines += [f"  {esc(o.kind)} {esc(o.name)}: {o.replicas} replica(s)" for o in plan.owners] or ["  (none)"]
-        lines += [f"Also: {esc(stops.describe(stop))}" for stop in plan.stops]
-        lines += [f"Note: {esc(note)}" for note in plan.notes]
-        if self.safety_backup:
-            lines.append("Safety backup of the current data first (undo possible)")
-        if self.options.get("delete_bare_pods"):
-            lines.append("Pods without a controller that mount the PVC are deleted (they do not come back)")
-        if self.options.get("running_jobs") == "Fail":
-            lines.append("Fails at once if Jobs run on the PVC")
-        if self.options.get("partial_data") == "ScaleBack":
-            lines.append("If the mover fails half-way, the workloads come back onto the partial data")
-        if self.options.get("timeout"):
-            lines.append(f"The mover may copy for {esc(self.options['timeout'])}")
-        lines.append(f"ReplicationSource used (paused meanwhile): {esc(plan.source or '-')}")
-        self.query_one("#plan", Static).update("\n".join(lines))
-        self.query_one("#problems", Static).update("\n".join(f"cannot restore: {esc(p)}" for p in plan.problems))
-        self.blocked = bool(plan.problems)
+        self.query_one("#plan", Static).update("\n".join(esc(line) for line in preview.lines(found)))
+        self.query_one("#problems", Static).update("\n".join(
+            [f"cannot restore: {esc(p)}" for p in found.problems]
+            + [f"[$warning]warning: {esc(w)}[/]" for w in found.warnings]))
+        self.blocked = bool(found.problems)
         self._enable()
 
     def _enable(self) -> None:
