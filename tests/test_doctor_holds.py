@@ -163,3 +163,26 @@ def test_a_user_who_may_list_nothing_gets_one_not_checked_finding_naming_each_li
         f"              kubectl auth can-i list replicationsources.volsync.backube -n {namespace}",
         f"              kubectl auth can-i list configmaps -n {namespace}"], out
     assert "[ok  ] no restore holds workloads" not in out
+
+
+def test_doctors_thresholds_are_the_chart_alerts_defaults():
+    """doctor warns when the chart's alerts would fire (values.yaml metrics.prometheusRule.thresholds)."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from kubectl_pvc_restore.cli import doctor_holds
+
+    values = yaml.safe_load((Path(__file__).resolve().parents[1] / "charts" / "pvc-restore" / "values.yaml")
+                            .read_text())["metrics"]["prometheusRule"]["thresholds"]
+
+    def seconds(text: str) -> int:
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([smhd])", text))
+
+    assert doctor_holds.HELD_LONG == seconds(values["workloadsHeld"])
+    assert doctor_holds.PAUSED_LONG == seconds(values["backupsPaused"])
+    assert doctor_holds.LOCK_HELD_LONG == seconds(values["lockHeld"])
+    assert doctor_holds.LOCK_ABANDONED == seconds(values["lockAbandoned"])
+    assert doctor_holds.STUCK_AFTER == {phase: seconds(v) for phase, v in values["stuckIn"].items()}
