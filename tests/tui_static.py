@@ -45,7 +45,7 @@ class StaticSource:
     async def restore(self, namespace, name):
         return next((r for r in await self.restores() if r["metadata"]["name"] == name), None)
 
-    async def events(self, namespace, name):
+    async def events(self, namespace, name, uid):
         return [{"metadata": {"creationTimestamp": f"2024-05-03T10:0{i}:00Z"}, "lastTimestamp":
                  f"2024-05-03T10:0{i}:00Z", "type": "Normal", "reason": phase, "message": text}
                 for i, (phase, text) in enumerate([("Initialize", "starting"),

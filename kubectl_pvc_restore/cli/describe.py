@@ -9,7 +9,7 @@ import click
 
 from .complete import complete_restores
 
-from ..model import SafetyBackup, is_holding, requested_by
+from ..model import SafetyBackup, requested_by
 from ..formatting import age, dump
 from .common import KUBE_NAME, Client, command, output_option, selector_text
 
@@ -25,9 +25,7 @@ async def command(client: Client, name: str, output: str | None) -> int:
     ReplicationDestination, events) is marked "(forbidden: you may not VERB RESOURCE in namespace NS)" and the rest
     is shown; the exit code is 0 whenever the restore itself could be shown."""
     from .. import kube as k
-    from .. import volsync
-    from ..durations import format_duration
-    from ..model import event_order, timeline
+    from .. import restore_view
 
     ns = client.namespace
     try:
@@ -55,10 +53,7 @@ async def command(client: Client, name: str, output: str | None) -> int:
         f"Phase:         {status.get('phase') or 'Pending'}",
         f"Message:       {status.get('message') or ''}",
         f"Error:         {status.get('error') or '<none>'}",
-        *(["Data:          INCOMPLETE: the mover was interrupted; "
-           + ("workloads kept stopped (see Message for what to do next)" if is_holding(status, spec.get("partialData"))
-              else f"workloads taken over by {status['handedOverTo']}" if status.get("handedOverTo")
-              else "workloads scaled back onto the partial data")] if status.get("dataIncomplete") else []),
+        *([f"Data:          {data}"] if (data := restore_view.data_state(status, spec)) else []),
         f"Created:       {meta.get('creationTimestamp')} ({age(meta.get('creationTimestamp'))} ago)",
         f"Started:       {status.get('startTime') or '-'}",
         f"Phase since:   {status.get('phaseStartTime') or '-'}",
@@ -117,31 +112,23 @@ async def command(client: Client, name: str, output: str | None) -> int:
                             else " (not created yet)")
             else:
                 rd_status = rd.get("status") or {}
-                mover = rd_status.get("latestMoverStatus") or {}
                 rd_lines.append(f"  sync started: {rd_status.get('lastSyncStartTime') or '-'}, "
                                 f"last manual sync: {rd_status.get('lastManualSync') or '-'}")
-                if mover:
-                    rd_lines.append(f"  mover result: {mover.get('result')}")
-                    tail = volsync.log_tail(mover.get("logs") or "", 10)
-                    rd_lines += ["  mover log (tail):"] + [f"    {line}" for line in tail.splitlines()]
+                rd_lines += [f"  {line}" for line in restore_view.mover(rd, 10)]
     lines.append(f"ReplicationDestination:  {rd_name or '-'}{rd_state}")
     lines += rd_lines
     if status.get("restoredSnapshot"):
         lines.append(f"Restored snapshot:       {status['restoredSnapshot']}")
     try:
-        events: list | None = [
-            e for e in await client.kube.list(k.EVENTS, ns, field_selector=f"involvedObject.name={meta['name']}")
-            if e["involvedObject"].get("uid") in (None, meta.get("uid"))]
-        events.sort(key=event_order)
+        events: list | None = await restore_view.events(client.kube, ns, meta["name"], meta.get("uid"))
         events_denied = ""
     except k.Forbidden as exc:
         events, events_denied = None, forbidden(exc, "list", "events", ns)
     lines.append("Timeline:")
-    entries = timeline(status, events)
+    entries = restore_view.phases(status, events)
     if not entries and events is None:
         lines.append(f"  {events_denied} (restores of earlier versions keep their timeline in events)")
-    for phase, at, lasted in entries:
-        took = format_duration(lasted) if lasted is not None else ("" if phase == "Finished" else "now")
+    for phase, at, took in entries:
         lines.append(f"  {phase:<11} {at:<25} {took}".rstrip())
     lines.append("Events:")
     if events is None:

@@ -9,51 +9,34 @@ from textual.widgets import Footer, Header, Static
 
 from rich.markup import escape as esc
 
-from ... import volsync
-from ...model import Phase
+from ... import restore_view
+from ...model import Spec, requested_by
 from ...formatting import age, short_time
 from ..widgets import PolledScreen, MessageBar
 
-PHASES = [p.value for p in Phase]
-
-
 def render(obj: dict, events: list[dict], destination: dict | None) -> str:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}
-    phase = status.get("phase") or "Pending"
-    from ...durations import format_duration
-    from ...model import timeline
-
-    entered = {name: (at, lasted) for name, at, lasted in timeline(status, events)}
-    current = PHASES.index(phase) if phase in PHASES else -1
-    steps = []
-    for i, name in enumerate(PHASES):
-        mark = "✔" if i < current or phase == "Finished" else ("▶" if i == current else "·")
-        at, lasted = entered.get(name, (None, None))
-        took = format_duration(lasted) if lasted is not None else ""
-        steps.append(f"  {mark} {name:<10} {short_time(at) if at else '':<16} {took}".rstrip())
-    from ...model import Spec, requested_by
-
+    steps = [f"  {mark} {name:<10} {short_time(at) if at else '':<16} {took}".rstrip()
+             for mark, name, at, took in restore_view.progress(status, events)]
     lines = [f"[b]{esc(meta['namespace'])}/{esc(meta['name'])}[/b]  PVC [b]{esc(spec.get('pvc') or '')}[/b], "
-             f"{Spec.from_dict(spec).describe_selector()} snapshot, created {age(meta.get('creationTimestamp'), unknown='')} ago",
+             f"{Spec.from_dict(spec).describe_selector()} snapshot, created "
+             f"{age(meta.get('creationTimestamp'), unknown='?')} ago",
              f"requested by {esc(requested_by(meta))}", "", "[b]Progress[/b]", *steps]
     if status.get("message"):
         lines.append(f"  {esc(status['message'])}")
     if status.get("error"):
         lines += ["", f"[b red]Error:[/b red] {esc(status['error'])}"]
+    data = restore_view.data_state(status, spec)
+    if data:
+        lines.append(f"[b red]Data:[/b red] {esc(data)}")
     if status.get("lockHolder"):
         lines.append(f"  waiting for the lock held by {esc(status['lockHolder'])}")
-    lines += ["", "[b]Workloads[/b]"]
-    owners = status.get("pvcOwners")
-    lines += [f"  {esc(o['kind'])} {esc(o['name'])}: {o['replicas']} replica(s)" for o in owners or []] or \
-        ["  (not recorded yet)" if owners is None else "  (none mounted the PVC)"]
+    lines += ["", "[b]Workloads[/b]", *(f"  {esc(line)}" for line in restore_view.workloads(status))]
     lines += ["", "[b]volsync[/b]", f"  ReplicationSource: {esc(status.get('replicationSource') or '-')}",
               f"  ReplicationDestination: {esc(status.get('replicationDestination') or '-')}"]
     if status.get("restoredSnapshot"):
         lines.append(f"  restored snapshot: {esc(status['restoredSnapshot'])}")
-    mover = ((destination or {}).get("status") or {}).get("latestMoverStatus") or {}
-    if mover:
-        lines.append(f"  mover: {mover.get('result')}")
-        lines += [f"    {esc(line)}" for line in volsync.log_tail(mover.get("logs") or "", 5).splitlines()]
+    lines += [f"  {esc(line)}" for line in restore_view.mover(destination, 5)]
     lines += ["", "[b]Events[/b]"]
     lines += [f"  {short_time(e.get('lastTimestamp') or e['metadata']['creationTimestamp'])}  {e['type']:<7} "
               f"{e['reason']:<18} {esc(e['message'][:200])}" for e in events] or ["  (none)"]
@@ -86,7 +69,7 @@ class RestoreScreen(PolledScreen):
             obj = await source.restore(self.namespace, self.restore_name)
             if obj is None:
                 return None, [], None
-            events = await source.events(self.namespace, self.restore_name)
+            events = await source.events(self.namespace, self.restore_name, obj["metadata"].get("uid"))
             rd_name = (obj.get("status") or {}).get("replicationDestination")
             destination = await source.destination(self.namespace, rd_name) if rd_name else None
             return obj, events, destination
