@@ -284,23 +284,20 @@ def unknown_metrics(exprs: list[str], exported: set[str]) -> set[str]:
 
 
 def test_dashboard_and_rules_use_only_metrics_the_controller_exports_and_its_scrape_passes_promtool(
-        cluster, controller_process, kubeconfig, helm, promtool):
+        cluster, controller_process, kubeconfig, helm, promtool, tmp_path):
     """A scrape of the real controller (a subprocess with --metrics-address) after a restore ran to Finished and while
-    one holds its workloads: `promtool check metrics` finds nothing to say, and every metric the dashboard or an
-    alert names is in it."""
-    sc.setup(cluster, statefulset=0, deployment=1)
-    port = free_port()
-    controller_process(args=("--kubeconfig", kubeconfig, "--namespace", cluster.ns, "--poll-interval", "0.2",
-                             "--metrics-address", f"127.0.0.1:{port}", "--health-address", ""))
-    cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
-    sc.wait_finished(cluster, "r1")
-    # A restore that ended on partial data an hour ago and holds a workload, its source and a lock (its status as the
-    # controller writes it; Finished without a finalizer, so the controller leaves it alone).
+    one that failed 10 minutes ago holds its workload on partial data: `promtool check metrics` finds nothing to say;
+    every metric the dashboard or an alert names is in it; and the rules, evaluated by promtool on that scrape as
+    series, fire exactly PVCRestoreWorkloadsHeldOnPartialData and PVCRestoreFailed."""
+    # A restore that failed on partial data 10 minutes ago and holds a workload, its source and a lock (its status as
+    # the controller writes it, written before the controller starts: Finished without a finalizer, it is left alone).
     held = model.manifest("held", cluster.ns, model.Spec(pvc="other"))
     cluster.kube.create(k.PVC_RESTORES, held, cluster.ns)
     obj = cluster.kube.get(k.PVC_RESTORES, "held", cluster.ns)
     hour_ago = model.format_time(model.now() - dt.timedelta(hours=1))
-    obj["status"] = {"phase": "Finished", "error": "cancelled", "dataIncomplete": True, "completionTime": hour_ago,
+    ten_minutes_ago = model.format_time(model.now() - dt.timedelta(minutes=10))
+    obj["status"] = {"phase": "Finished", "error": "cancelled", "dataIncomplete": True,
+                     "completionTime": ten_minutes_ago,
                      "pvcOwners": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "other-app",
                                     "namespace": cluster.ns, "replicas": 1}],
                      "replicationSource": "other-src", "replicationSourcePaused": False,
@@ -308,11 +305,18 @@ def test_dashboard_and_rules_use_only_metrics_the_controller_exports_and_its_scr
     cluster.kube.replace(k.PVC_RESTORES, obj, subresource="status")
     cluster.kube.create(k.CONFIGMAPS, locks.lock_manifest(cluster.ns, "other", "held", obj["metadata"]["uid"],
                                                           model.now() - dt.timedelta(hours=1)), cluster.ns)
+    sc.setup(cluster, statefulset=0, deployment=1)
+    port = free_port()
+    controller_process(args=("--kubeconfig", kubeconfig, "--namespace", cluster.ns, "--poll-interval", "0.2",
+                             "--metrics-address", f"127.0.0.1:{port}", "--health-address", ""))
+    cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data")), cluster.ns)
+    sc.wait_finished(cluster, "r1")
     url = f"http://127.0.0.1:{port}/metrics"
     wanted = ('pvc_restore_restores{phase="Finished",result="succeeded"} 1.0',
               'pvc_restore_workloads_held{reason="partial_data"} 1.0', 'pvc_restore_locks{holder="holding"} 1.0')
     scrape = wait_for(lambda: (lambda t: t if all(w in t for w in wanted) else None)(http_get(url)[1]),
                       message="the poll's gauges to count the finished and the holding restore")
+    scraped_at = model.now().timestamp()
     assert re.search(r'^pvc_restore_workloads_held_since_timestamp_seconds\{reason="partial_data"\} \S+$', scrape, re.M)
     assert re.search(r'^pvc_restore_oldest_lock_acquired_timestamp_seconds\{holder="holding"\} \S+$', scrape, re.M)
     result = promtool_run(promtool, "check", "metrics", stdin=scrape)
@@ -330,6 +334,41 @@ def test_dashboard_and_rules_use_only_metrics_the_controller_exports_and_its_scr
     assert not unknown_metrics(rule_exprs, exported), "an alert names metrics the controller lacks"
     # The comparison can fail: a name the controller does not export is found.
     assert unknown_metrics(["sum(pvc_restore_no_such_metric)"], exported) == {"pvc_restore_no_such_metric"}
+
+    # The rules on this very scrape, held for 20 minutes, as promtool evaluates them.
+    groups = rule_groups(helm)
+    for rule in alerts(groups):
+        rule.pop("annotations")
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(groups))
+    firing = {"PVCRestoreWorkloadsHeldOnPartialData": "critical", "PVCRestoreFailed": "warning"}
+    labels = {"job": f"{RELEASE}-pvc-restore-metrics", "namespace": NAMESPACE}
+    test = {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m", "input_series": scrape_as_series(scrape, scraped_at, at=20 * 60, minutes=20, **labels),
+        "alert_rule_test": [{"eval_time": "20m", "alertname": r["alert"], "exp_alerts": [
+            {"exp_labels": {"severity": firing[r["alert"]], **labels}}] if r["alert"] in firing else []}
+            for r in alerts(groups)]}]}
+    (tmp_path / "scrape.test.yaml").write_text(yaml.safe_dump(test))
+    result = promtool_run(promtool, "test", "rules", "scrape.test.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def scrape_as_series(scrape: str, scraped_at: float, *, at: int, minutes: int, **labels: str) -> list[dict]:
+    """Each sample of an exposition as a promtool input series, constant for ``minutes``, with the labels Prometheus'
+    scrape adds (and its ``up``). promtool's clock starts at 0: a Unix timestamp value is moved so that, at ``at`` seconds, it is as
+    far in the past as it was when scraped."""
+    extra = ", ".join(f'{k}="{v}"' for k, v in {**labels, "instance": "10.0.0.1:8080"}.items())
+    series = [{"series": f"up{{{extra}}}", "values": f"1x{minutes + 5}"}]  # the scrape worked
+    for line in scrape.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_labels, value = line.rsplit(" ", 1)
+        number = float(value)
+        if name_labels.split("{", 1)[0].endswith("_timestamp_seconds") and number > 0:
+            number = number - scraped_at + at
+        name, _, rest = name_labels.partition("{")
+        selector = f"{name}{{{rest[:-1] + ', ' if rest else ''}{extra}}}"
+        series.append({"series": selector, "values": f"{number!r}x{minutes + 5}"})
+    return series
 
 
 # -- the gauges, from listed state (no cluster) --------------------------------------------------------------------
