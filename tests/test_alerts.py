@@ -252,6 +252,20 @@ def test_dashboard_configmap_for_the_grafana_sidecar(helm):
     assert other["metadata"]["namespace"] == "monitoring"
 
 
+def test_dashboard_queries_are_valid_promql(promtool, tmp_path):
+    """Each panel's query, with the dashboard's variables filled in, as a recording rule: promtool parses it."""
+    exprs = [e.replace("$namespace", ".*").replace("$job", ".*") for e in dashboard_exprs()]
+    assert not [e for e in exprs if "$" in e], "a query uses a variable the dashboard does not define"
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:query_{i}", "expr": e}
+                                                         for i, e in enumerate(exprs)]}]}
+    (tmp_path / "dashboard.yaml").write_text(yaml.safe_dump(rules))
+    result = promtool_run(promtool, "check", "rules", str(tmp_path / "dashboard.yaml"))
+    assert result.returncode == 0 and f"SUCCESS: {len(exprs)} rules found" in result.stdout, result.stdout + \
+        result.stderr
+    variables = {v["name"] for v in json.loads(DASHBOARD.read_text())["templating"]["list"]}
+    assert variables == {"datasource", "namespace", "job"}
+
+
 def dashboard_exprs() -> list[str]:
     dash = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets") or []]
