@@ -235,6 +235,10 @@ def test_rule_values_disabled_labels_selector_and_a_bad_duration(helm):
     proc = subprocess.run([str(helm), "template", RELEASE, str(CHART), "--set", "metrics.prometheusRule.enabled=true",
                            "--set", "metrics.prometheusRule.thresholds.lockHeld=soon"], capture_output=True, text=True)
     assert proc.returncode != 0 and "lockHeld" in proc.stderr and "soon" in proc.stderr
+    proc = subprocess.run([str(helm), "template", RELEASE, str(CHART), "--set", "metrics.prometheusRule.enabled=true",
+                           "--set", "metrics.prometheusRule.disabled={PVCRestoreLockHeldLon}"], capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and "PVCRestoreLockHeldLon is not one of the chart's alerts" in proc.stderr, proc.stderr
 
 
 # -- the dashboard ---------------------------------------------------------------------------------------------------
