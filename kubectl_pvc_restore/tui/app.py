@@ -1,4 +1,5 @@
-"""The Textual app: one data source shared by every screen, polling in workers, errors in the message bar."""
+"""The Textual app: one data source shared by every screen, polling in workers, errors in the message bar, and the
+navigation between screens (screens ask the app to open another; only the app knows them all)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any, Awaitable, Callable
 from textual.app import App
 from textual.reactive import reactive
 
+from ..selector import Selector
 from .data import Source
 
 
@@ -45,3 +47,47 @@ class PVCRestoreApp(App):
         if self.status_message.startswith("error"):
             self.status_message = ""
         return result
+
+    # -- navigation ------------------------------------------------------------------------------------------------
+
+    def open_restore(self, namespace: str, name: str, *, replace: bool = False) -> None:
+        """One restore, live; ``replace``: instead of the current (modal) screen."""
+        from .screens.restore import RestoreScreen
+
+        (self.switch_screen if replace else self.push_screen)(RestoreScreen(namespace, name))
+
+    def open_restore_dialog(self, namespace: str, pvc: str) -> None:
+        from .screens.restore_dialog import RestoreDialog
+
+        self.push_screen(RestoreDialog(namespace, pvc))
+
+    def confirm_restore(self, namespace: str, pvc: str, selector: Selector, **options: Any) -> None:
+        """The last step before a restore starts, in place of the restore dialog."""
+        from .screens.restore_dialog import ConfirmRestore
+
+        self.switch_screen(ConfirmRestore(namespace, pvc, selector, **options))
+
+    def action_open_restores(self) -> None:
+        from .screens.restores import RestoresScreen
+
+        self.push_screen(RestoresScreen())
+
+    def action_open_locks(self) -> None:
+        from .screens.locks import LocksScreen
+
+        self.push_screen(LocksScreen())
+
+    def action_show_help(self) -> None:
+        from .screens.common import Help
+
+        self.push_screen(Help())
+
+    def ask(self, question: str, on_yes: Callable[[], Any]) -> None:
+        """A yes/no question; ``on_yes`` runs only on yes."""
+        from .screens.common import Confirm
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                on_yes()
+
+        self.push_screen(Confirm(question), answered)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from textual.app import ComposeResult
 from textual.coordinate import Coordinate
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.widget import Widget
+from textual.widgets import DataTable, Footer, Header, Static
 
 
 class PolledScreen(Screen):
@@ -79,3 +81,41 @@ class KeyedTable(DataTable):
         keys = [key for key, _ in rows]
         if keep in keys:
             self.move_cursor(row=keys.index(keep), animate=False)
+
+
+class TableScreen(PolledScreen):
+    """A screen that is one polled table of rows (with keys): header, optional widgets above the table, the table,
+    the message bar and the footer. Subclasses set COLUMNS, TABLE_ID and SUBTITLE and implement ``load()``; enter
+    (or a click) on a row runs ``action_open`` when they have one."""
+
+    COLUMNS: list[str] = []
+    TABLE_ID = "table"
+    SUBTITLE = ""
+
+    def compose_top(self) -> Iterable[Widget]:
+        return ()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield from self.compose_top()
+        yield KeyedTable(self.COLUMNS, id=self.TABLE_ID)
+        yield MessageBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.SUBTITLE:
+            self.sub_title = self.SUBTITLE
+        self.table.focus()
+        self.start_polling()
+
+    @property
+    def table(self) -> KeyedTable:
+        return self.query_one(KeyedTable)
+
+    @property
+    def current_key(self) -> str | None:
+        return self.table.current_key
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table is self.table and hasattr(self, "action_open"):
+            self.action_open()

@@ -1,7 +1,8 @@
-"""Modal screens used everywhere: yes/no confirmation and help."""
+"""The modal frame every dialog shares, and the modals used everywhere: yes/no confirmation and help."""
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -21,44 +22,48 @@ HELP = """\
 """
 
 
-class Confirm(ModalScreen[bool]):
+class Modal(ModalScreen):
+    """A dialog centred over the screen below, in one frame (its first child has the class ``frame``); a modal
+    about something that changes the cluster adds the class ``-warning``."""
+
     DEFAULT_CSS = """
-    Confirm { align: center middle; }
-    Confirm > Vertical { width: 70; height: auto; border: thick $warning; padding: 1 2; background: $surface; }
-    Confirm Horizontal { height: auto; margin-top: 1; }
+    Modal { align: center middle; }
+    Modal > .frame { width: 78; height: auto; max-height: 100%; border: thick $primary; padding: 0 1;
+                     background: $surface; }
+    Modal.-warning > .frame { border: thick $warning; }
+    Modal Horizontal { height: auto; }
     """
+
+
+class Confirm(Modal):
     BINDINGS = [Binding("y", "yes", "Yes"), Binding("n,escape", "no", "No")]
+    DEFAULT_CLASSES = "-warning"
 
     def __init__(self, question: str) -> None:
         super().__init__()
         self.question = question
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Label(self.question)
             with Horizontal():
                 yield Button("Yes (y)", variant="warning", id="yes")
                 yield Button("No (n)", id="no")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
+    @on(Button.Pressed, "#yes")
     def action_yes(self) -> None:
         self.dismiss(True)
 
+    @on(Button.Pressed, "#no")
     def action_no(self) -> None:
         self.dismiss(False)
 
 
-class Help(ModalScreen[None]):
-    DEFAULT_CSS = """
-    Help { align: center middle; }
-    Help > Vertical { width: 78; height: auto; border: thick $primary; padding: 0 1; background: $surface; }
-    """
+class Help(Modal):
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Static(HELP)
 
     def action_close(self) -> None:

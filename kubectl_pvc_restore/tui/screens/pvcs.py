@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.widgets import Footer, Header, Input
+from typing import Iterable
 
-from ..data import PVCRow
+from textual import events
+from textual.binding import Binding
+from textual.keys import key_to_character
+from textual.widget import Widget
+from textual.widgets import Input
+
 from ...formatting import short_time
-from ..widgets import PolledScreen, KeyedTable, MessageBar
+from ..data import PVCRow
+from ..widgets import TableScreen
 
 COLUMNS = ["PVC", "SIZE", "SOURCE", "MOVER", "LAST BACKUP", "RESULT", "RESTORE / LOCK"]
 
@@ -24,32 +28,28 @@ def cells(row: PVCRow, all_namespaces: bool) -> list[str]:
     return [name, row.size, row.source, row.mover, short_time(row.last_backup)[5:], row.last_result, state(row)]
 
 
-class PVCsScreen(PolledScreen):
+class PVCsScreen(TableScreen):
     BINDINGS = [
         Binding("r", "restore", "Restore"),
         Binding("enter", "open", "Open restore", show=False),
-        Binding("t", "restores", "Restores"),
-        Binding("l", "locks", "Locks"),
-        Binding("question_mark", "help", "Help"),
+        Binding("t", "app.open_restores", "Restores"),
+        Binding("l", "app.open_locks", "Locks"),
+        Binding("question_mark", "app.show_help", "Help"),
         Binding("q", "app.quit", "Quit"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
+    COLUMNS = COLUMNS
+    TABLE_ID = "pvcs"
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[PVCRow] = []
+        #: The printable keys bound on this screen: typing any other printable key filters.
+        self.command_keys = {char for binding in self.BINDINGS for key in binding.key.split(",")
+                             if (char := key_to_character(key)) and len(char) == 1 and char.isprintable()}
 
-    def compose(self) -> ComposeResult:
-        yield Header()
+    def compose_top(self) -> Iterable[Widget]:
         yield Input(placeholder="type to filter PVCs", id="filter")
-        yield KeyedTable(COLUMNS, id="pvcs")
-        yield MessageBar()
-        yield Footer()
-
-    def on_mount(self) -> None:
-        self.query_one(KeyedTable).focus()
-        self.start_polling()
-
 
     async def load(self) -> None:
         rows = await self.app.call_api(lambda source: source.pvcs())
@@ -61,29 +61,29 @@ class PVCsScreen(PolledScreen):
         text = self.query_one("#filter", Input).value.strip().lower()
         rows = [r for r in self.rows if text in r.key.lower()]
         all_namespaces = getattr(self.app.source, "namespace", "") is None
-        self.query_one(KeyedTable).refill([(r.key, cells(r, all_namespaces)) for r in rows])
+        self.table.refill([(r.key, cells(r, all_namespaces)) for r in rows])
         self.sub_title = f"{len(rows)} of {len(self.rows)} PVCs"
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.show()
 
-    def on_key(self, event) -> None:  # typing anywhere filters
+    def on_key(self, event: events.Key) -> None:  # typing anywhere filters
         filt = self.query_one("#filter", Input)
-        if event.character and event.character.isprintable() and not filt.has_focus and len(event.character) == 1 \
-                and event.character not in {"r", "t", "l", "q", "?"}:
+        char = event.character
+        if char and len(char) == 1 and char.isprintable() and not filt.has_focus and char not in self.command_keys:
             filt.focus()
-            filt.insert_text_at_cursor(event.character)
+            filt.insert_text_at_cursor(char)
             event.stop()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.query_one(KeyedTable).focus()
+        self.table.focus()
 
     def action_clear_filter(self) -> None:
         self.query_one("#filter", Input).value = ""
-        self.query_one(KeyedTable).focus()
+        self.table.focus()
 
     def selected(self) -> PVCRow | None:
-        key = self.query_one(KeyedTable).current_key
+        key = self.current_key
         return next((r for r in self.rows if r.key == key), None)
 
     def action_restore(self) -> None:
@@ -91,35 +91,13 @@ class PVCsScreen(PolledScreen):
         if row is None:
             self.app.status_message = "select a PVC first"
             return
-        from .restore_dialog import RestoreDialog
-
-        self.app.push_screen(RestoreDialog(row.namespace, row.name))
-
-    def on_data_table_row_selected(self, event) -> None:
-        self.action_open()
+        self.app.open_restore_dialog(row.namespace, row.name)
 
     def action_open(self) -> None:
         row = self.selected()
         if row is None:
             return
         if row.restore:
-            from .restore import RestoreScreen
-
-            self.app.push_screen(RestoreScreen(row.namespace, row.restore))
+            self.app.open_restore(row.namespace, row.restore)
         else:
             self.action_restore()
-
-    def action_restores(self) -> None:
-        from .restores import RestoresScreen
-
-        self.app.push_screen(RestoresScreen())
-
-    def action_locks(self) -> None:
-        from .locks import LocksScreen
-
-        self.app.push_screen(LocksScreen())
-
-    def action_help(self) -> None:
-        from .common import Help
-
-        self.app.push_screen(Help())

@@ -45,7 +45,7 @@ def render(obj: dict, events: list[dict], destination: dict | None) -> str:
 
 class RestoreScreen(PolledScreen):
     BINDINGS = [Binding("escape", "app.pop_screen", "Back"), Binding("c", "cancel", "Cancel restore"),
-                Binding("question_mark", "help", "Help")]
+                Binding("question_mark", "app.show_help", "Help")]
 
     def __init__(self, namespace: str, name: str) -> None:
         super().__init__()
@@ -62,7 +62,6 @@ class RestoreScreen(PolledScreen):
     def on_mount(self) -> None:
         self.sub_title = f"restore {self.namespace}/{self.restore_name}"
         self.start_polling()
-
 
     async def load(self) -> None:
         async def fetch(source):
@@ -91,14 +90,8 @@ class RestoreScreen(PolledScreen):
         if self.obj is None or (self.obj.get("status") or {}).get("phase") == "Finished":
             self.app.status_message = "nothing to cancel: the restore is finished or gone"
             return
-        from .common import Confirm
-
-        def done(yes: bool | None) -> None:
-            if yes:
-                self.run_worker(self._cancel(), group="cancel")
-
-        self.app.push_screen(Confirm(f"Cancel restore {self.restore_name}? The controller scales the workloads "
-                                     "back and removes the ReplicationDestination."), done)
+        self.app.ask(f"Cancel restore {self.restore_name}? The controller scales the workloads back and removes the "
+                     "ReplicationDestination.", lambda: self.run_worker(self._cancel(), group="cancel"))
 
     async def _cancel(self) -> None:
         async def cancel(source) -> bool:
@@ -108,8 +101,3 @@ class RestoreScreen(PolledScreen):
         if await self.app.call_api(cancel):
             self.app.status_message = f"cancelling {self.restore_name}: the controller is cleaning up"
         self.reload()
-
-    def action_help(self) -> None:
-        from .common import Help
-
-        self.app.push_screen(Help())

@@ -10,21 +10,17 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
 from ... import model, preview, snapshot_table, volsync
 from ...selector import Selector, SelectorError, parse_as_of
 from ...formatting import short_time
 from ..widgets import KeyedTable
+from .common import Modal
 
 
-class RestoreDialog(ModalScreen[None]):
+class RestoreDialog(Modal):
     DEFAULT_CSS = """
-    RestoreDialog { align: center middle; }
-    RestoreDialog > VerticalScroll { width: 78; height: auto; max-height: 100%; border: thick $primary;
-                                     padding: 0 1; background: $surface; }
-    RestoreDialog Horizontal { height: auto; }
     RestoreDialog Input { width: 1fr; }
     RestoreDialog KeyedTable { height: 4; }
     RestoreDialog Checkbox { border: none; padding: 0; }
@@ -45,7 +41,7 @@ class RestoreDialog(ModalScreen[None]):
         self.list_from = "auto"
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with VerticalScroll(classes="frame"):
             yield Label(Text.assemble("Restore PVC ", (f"{self.namespace}/{self.pvc}", "bold"), " from:"))
             with RadioSet(id="mode"):
                 yield RadioButton("the latest snapshot", value=True, id="latest")
@@ -149,10 +145,12 @@ class RestoreDialog(ModalScreen[None]):
             self.query_one("#previous", RadioButton).value = True
             self.query_one("#n", Input).value = str(row.index)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "cancel":
-            self.dismiss(None)
-            return
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#next")
+    def go_next(self) -> None:
         try:
             selector = self.selector()
         except SelectorError as exc:
@@ -163,7 +161,7 @@ class RestoreDialog(ModalScreen[None]):
         except ValueError as exc:
             self.query_one("#problem", Static).update(Text(str(exc)))
             return
-        self.app.switch_screen(ConfirmRestore(self.namespace, self.pvc, selector, **options))
+        self.app.confirm_restore(self.namespace, self.pvc, selector, **options)
 
     def options(self) -> dict[str, Any]:
         """The restore's spec options, as ``start``'s flags set them; ValueError for a bad timeout."""
@@ -176,18 +174,13 @@ class RestoreDialog(ModalScreen[None]):
                 "partial_data": "ScaleBack" if self.query_one("#scale-back", Checkbox).value else "KeepStopped",
                 "timeout": restore_timeout(text) if text else None}
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
-
-class ConfirmRestore(ModalScreen[None]):
+class ConfirmRestore(Modal):
     DEFAULT_CSS = """
-    ConfirmRestore { align: center middle; }
-    ConfirmRestore > Vertical { width: 78; height: auto; max-height: 22; border: thick $warning; padding: 0 1;
-                                background: $surface; }
-    ConfirmRestore Horizontal { height: auto; }
+    ConfirmRestore > .frame { max-height: 22; }
     ConfirmRestore #problems { color: $error; }
     """
+    DEFAULT_CLASSES = "-warning"
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, namespace: str, pvc: str, selector: Selector, *, safety_backup: bool = False,
@@ -200,7 +193,7 @@ class ConfirmRestore(ModalScreen[None]):
         self.blocked = True
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Label(Text.assemble("Restore ", (f"{self.namespace}/{self.pvc}", "bold"),
                                       f" from the {self.selector.describe()} snapshot"))
             yield Static("reading what the restore will touch...", id="plan")
@@ -238,15 +231,15 @@ class ConfirmRestore(ModalScreen[None]):
     def on_input_changed(self, event: Input.Changed) -> None:
         self._enable()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#go")
+    def go(self) -> None:
         if not self.query_one("#go", Button).disabled:
             self.run_worker(self._create(), group="create", exclusive=True)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "go":
-            self.run_worker(self._create(), group="create", exclusive=True)
-        else:
-            self.dismiss(None)
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
     async def _create(self) -> None:
         self.query_one("#go", Button).disabled = True
@@ -256,10 +249,5 @@ class ConfirmRestore(ModalScreen[None]):
         if name is None:
             self._enable()
             return
-        from .restore import RestoreScreen
-
         self.app.status_message = f"created PVCRestore {self.namespace}/{name}"
-        self.app.switch_screen(RestoreScreen(self.namespace, name))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.app.open_restore(self.namespace, name, replace=True)
