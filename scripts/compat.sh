@@ -25,6 +25,7 @@ tests=(
   tests/test_security.py::test_a_finished_restore_never_runs_again
   tests/test_security.py::test_recorded_replicas_cannot_be_changed_during_the_restore
   tests/test_security.py::test_the_api_server_refuses_bad_specs
+  tests/test_security.py::test_the_timeline_only_grows
   tests/test_admission_policies.py
   tests/test_admission_guard.py
   tests/test_packaging.py::test_chart_installs_under_restricted_pss_and_its_rbac_is_enough

@@ -231,3 +231,23 @@ def _served(kube, res, namespace):
         return True
     except k.KubeError:
         return False
+
+
+def test_the_timeline_only_grows(cluster):
+    """status.timeline's rule (written without CEL's list slice(), which Kubernetes 1.34 lacks: scripts/compat.sh
+    runs this there): entries are appended, never changed, removed or reordered."""
+    create(cluster)
+    entries = [{"phase": p, "at": f"2024-05-01T10:00:0{i}Z"}
+               for i, p in enumerate(["Initialize", "ScaleDown", "Restore", "Finalize", "Finished"])]
+    put_status(cluster, "r1", timeline=entries[:1])
+    put_status(cluster, "r1", timeline=entries[:3])
+    for bad in (entries[:2],                                          # removed
+                [entries[0], entries[2], entries[1]],                 # reordered
+                [{**entries[0], "at": "2024-05-01T09:00:00Z"}, *entries[1:3]],  # changed
+                [entries[1], entries[2]]):                             # the first removed
+        with pytest.raises(k.Invalid, match="status.timeline only grows"):
+            put_status(cluster, "r1", timeline=bad)
+    put_status(cluster, "r1", timeline=entries)
+    assert cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns)["status"]["timeline"] == entries
+    with pytest.raises(k.Invalid):  # maxItems: 5, one per phase
+        put_status(cluster, "r1", timeline=[*entries, entries[-1]])
