@@ -14,6 +14,7 @@ import uuid
 import click
 
 from kubectl_pvc_restore.durations import Duration
+
 from .settings import Settings
 
 SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"

@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore import locks, owners as og, plan, stops, volsync
+from kubectl_pvc_restore import locks, plan, stops, volsync
+from kubectl_pvc_restore import owners as og
 from kubectl_pvc_restore.model import Owner
+
 
 async def held_entries(kube: k.Kube, owners: list[Owner]) -> list[str]:
     """``<resource>/<name>`` of each recorded workload, as the admission policy matches requests."""
@@ -74,9 +76,9 @@ async def stop_again(kube: k.Kube, namespace: str, pods: list[dict[str, Any]], o
         frontier = []
         for key in sorted(needed):
             res = k.KNOWN.get(key[:2]) or await kube.resource_for(key[0], key[1], scalable=False)
-            objects[key] = await kube.get_or_none(res, key[2], namespace) if res else None
-            if objects[key] is not None:
-                frontier.append({**objects[key], "apiVersion": key[0], "kind": key[1]})
+            obj = objects[key] = await kube.get_or_none(res, key[2], namespace) if res else None
+            if obj is not None:
+                frontier.append({**obj, "apiVersion": key[0], "kind": key[1]})
     graph = og.walk(pods, objects)
     for key, pod_names in graph.tops.items():
         if key not in recorded:

@@ -4,6 +4,7 @@ deleted, so `kubectl get pvcrestores` does not grow forever."""
 from __future__ import annotations
 
 import logging
+
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore.model import PVCRestore, now, parse_time
 

@@ -46,8 +46,7 @@ async def mover_may_have_written(run: Run) -> bool:
     if not name:
         return False
     destination = await run.kube.get_or_none(k.REPLICATION_DESTINATIONS, name, run.ns)
-    owned = run.owns(destination)
-    return bool(owned and volsync.sync_started(destination))
+    return destination is not None and run.owns(destination) and bool(volsync.sync_started(destination))
 
 
 def next_steps(r: PVCRestore) -> str:

@@ -40,6 +40,7 @@ from .lock_cleanup import clean_locks
 from .settings import Settings
 from .triggers import Triggers, wants_restore
 
+Objects = list[dict[str, Any]]
 log = logging.getLogger("pvc-restore.loop")
 #: Namespaces listed at the same time in one poll when the controller is limited to a list of namespaces.
 LIST_CONCURRENCY = 8
@@ -122,7 +123,7 @@ class Controller:
         finally:
             metrics.POLL_DURATION.observe(time.monotonic() - started)
 
-    async def _list_scope(self, ns: str | None) -> tuple[list[dict[str, Any]], ...]:
+    async def _list_scope(self, ns: str | None) -> tuple[Objects, Objects, Objects]:
         """The three lists of one namespace (``None``: all namespaces). Locks are listed before PVCRestores so that a
         lock taken between the two is seen with its holder."""
         pvcs = await self.kube.list(k.PVCS, ns, metadata_only=True)
@@ -130,23 +131,25 @@ class Controller:
         restores = await self.kube.list(k.PVC_RESTORES, ns)
         return pvcs, lock_objs, restores
 
-    async def _list(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], bool]:
+    async def _list(self) -> tuple[Objects, Objects, Objects, bool]:
         """PVCs, locks and PVCRestores of every watched namespace, and whether every namespace answered."""
         scopes = self.settings.scopes
         if len(scopes) == 1:
-            return (*await self._list_scope(scopes[0]), True)
+            listed = await self._list_scope(scopes[0])
+            return listed[0], listed[1], listed[2], True
         gate = asyncio.Semaphore(LIST_CONCURRENCY)
+        namespaces = [ns for ns in scopes if ns]  # several scopes are always namespaces
 
-        async def one(ns: str) -> tuple[list[dict[str, Any]], ...]:
+        async def one(ns: str) -> tuple[Objects, Objects, Objects]:
             async with gate:
                 return await self._list_scope(ns)
 
-        results = await asyncio.gather(*(one(ns) for ns in scopes), return_exceptions=True)
+        results = await asyncio.gather(*(one(ns) for ns in namespaces), return_exceptions=True)
         pvcs: list[dict[str, Any]] = []
         lock_objs: list[dict[str, Any]] = []
         restores: list[dict[str, Any]] = []
         errors = []
-        for ns, result in zip(scopes, results):
+        for ns, result in zip(namespaces, results, strict=True):
             if isinstance(result, BaseException):
                 if not isinstance(result, k.KubeError):
                     raise result
@@ -193,7 +196,7 @@ class Controller:
             metrics.publish_state(observed.compute(restores, lock_objs))
         self._forget_unblocked(models, complete, listed_at)
         moment = time.monotonic()
-        for obj, model in zip(restores, models):
+        for obj, model in zip(restores, models, strict=True):
             if not self._needs_work(model):
                 continue
             task = self.tasks.get(model.uid)

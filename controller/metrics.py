@@ -9,7 +9,7 @@ alerting rules (``charts/pvc-restore/templates/prometheusrule.yaml``) and dashbo
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -57,7 +57,7 @@ class StateCollector(Collector):
         with self._lock:
             state = self._state
 
-        def family(name: str, doc: str, labels: list[str], samples: dict | None) -> GaugeMetricFamily:
+        def family(name: str, doc: str, labels: list[str], samples: Any) -> GaugeMetricFamily:
             metric = GaugeMetricFamily(name, doc, labels=labels)
             for key, value in (samples or {}).items():
                 metric.add_metric(list(key) if isinstance(key, tuple) else [key] if labels else [], value)
@@ -90,8 +90,9 @@ class StateCollector(Collector):
         yield family("pvc_restore_replication_sources_paused_since_timestamp_seconds", "Since when the longest-paused "
                      "of those sources is paused (Unix time), by reason. No sample: none.", ["reason"],
                      s and s.sources_paused_since)
-        yield family("pvc_restore_stops", "Objects a restore keeps stopped besides scaling (status.stopped), by method: "
-                     "nodeSelector (DaemonSet), suspend (CronJob, Flux), argoAutomated, kedaPause, pvcRetention.",
+        yield family("pvc_restore_stops", "Objects a restore keeps stopped besides scaling (status.stopped), by "
+                     "method: nodeSelector (DaemonSet), suspend (CronJob, Flux), argoAutomated, kedaPause, "
+                     "pvcRetention.",
                      ["method"], s and s.stops)
         yield family("pvc_restore_locks", "Restore lock ConfigMaps, by holder: active, holding (partial data), "
                      "finished or gone (abandoned: deleted after --lock-ttl).", ["holder"], s and s.locks)

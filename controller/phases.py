@@ -17,8 +17,16 @@ from typing import Any, Awaitable, Callable
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, plan, stops, volsync
 from kubectl_pvc_restore.durations import parse_duration
-from kubectl_pvc_restore.model import (FINALIZER, SCALE_BACK_ANNOTATION, Phase, Status, format_time, format_time_ms,
-                                       now, parse_time)
+from kubectl_pvc_restore.model import (
+    FINALIZER,
+    SCALE_BACK_ANNOTATION,
+    Phase,
+    Status,
+    format_time,
+    format_time_ms,
+    now,
+    parse_time,
+)
 from kubectl_pvc_restore.selector import Selector, SelectorError, check_restore_as_of
 
 from . import guard, holding, metrics, safety_backup, trusted
@@ -76,7 +84,7 @@ async def enter(run: Run, phase: Phase, message: str) -> None:
     if phase == Phase.FINISHED:
         metrics.RESTORES_FINISHED.labels(result="failed" if failed else "succeeded").inc()
     log.info("%s: %s", phase.value, status.error if failed else message, extra=run.fields())
-    await run.event("Failed" if failed else phase.value, status.error if failed else message, warning=failed)
+    await run.event("Failed" if failed else phase.value, (status.error or "") if failed else message, warning=failed)
 
 
 async def fail(run: Run, error: str, *, untouched: bool = False) -> None:
@@ -205,7 +213,7 @@ async def scale_down(run: Run) -> Phase | None:
     problems = workloads.problems + [
         f"{o.kind} {o.name} mounts the PVC but is not a kind this controller scales (Deployment, StatefulSet, "
         f"ReplicaSet, ReplicationController, or one given with --extra-scale-kind {o.api_version}/{o.kind})"
-        for o, problem in zip(workloads.owners, unscalable) if problem]
+        for o, problem in zip(workloads.owners, unscalable, strict=True) if problem]
     if problems:
         raise Failed("cannot stop what uses the PVC: " + "; ".join(problems))
     _, bad_owners = trusted.split_owners(status.pvc_owners or [], ns, run.extra_scale_kinds)
@@ -237,7 +245,7 @@ async def scale_down(run: Run) -> Phase | None:
     if not (source.get("spec") or {}).get("paused"):
         await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, volsync.set_paused(source, True))
 
-    for stop in sorted(status.stopped, key=stops.priority):
+    for stop in sorted(status.stopped or [], key=stops.priority):
         await stops.apply(run.kube, stop, run.r.name)
         crashpoint(f"stopped:{stop.name}")
     for owner in status.pvc_owners:
@@ -382,7 +390,7 @@ async def finalize(run: Run) -> Phase | None:
         # mounts the PVC: give it time to stop before the workloads come back, but never wait forever for it.
         # Only the one this restore created (its ownerReference), whatever name status holds.
         destination = await run.kube.get_or_none(k.REPLICATION_DESTINATIONS, status.replication_destination, ns)
-        if run.owns(destination):
+        if destination is not None and run.owns(destination):
             await run.kube.delete(k.REPLICATION_DESTINATIONS, status.replication_destination, ns,
                                   uid=destination["metadata"]["uid"])
         elif destination is not None:
@@ -398,7 +406,8 @@ async def finalize(run: Run) -> Phase | None:
         # Partial data: everything stays stopped, the source paused (a backup now would save partial data) and the
         # PVC locked with the guard on; only the source's own trigger is put back (it stays paused).
         notes += await put_back_source(run, keep_paused=True)
-        status.message = "the PVC holds partial data; the workloads are kept stopped. Next: " + holding.next_steps(run.r)
+        status.message = ("the PVC holds partial data; the workloads are kept stopped. Next: "
+                          + holding.next_steps(run.r))
         await run.event("DataIncomplete", status.message, warning=True)
         return Phase.FINISHED
     notes += await put_back(run, owners, stopped)
@@ -519,7 +528,7 @@ async def reconcile(run: Run) -> None:
         if next_phase is None:
             return
         if next_phase == Phase.FINISHED and run.status.error:
-            message = (run.status.message if holding.keeps_stopped(run.r)
+            message = (run.status.message or "" if holding.keeps_stopped(run.r)
                        else "finished with an error; workloads scaled back")
         else:
             message = MESSAGES[next_phase]

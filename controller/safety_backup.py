@@ -88,7 +88,7 @@ async def delete_source(run: Run) -> None:
     if not name:
         return
     own = await run.kube.get_or_none(k.REPLICATION_SOURCES, name, run.ns)
-    if run.owns(own):
+    if own is not None and run.owns(own):
         try:
             await run.kube.delete(k.REPLICATION_SOURCES, name, run.ns, uid=own["metadata"]["uid"])
         except k.NotFound:

@@ -16,8 +16,15 @@ import logging
 from typing import Any
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore.model import (CREATED_BY_ANNOTATION, GROUP, PVC_LABEL, REQUESTED_BY_ANNOTATION,
-                                       RESTORE_ANNOTATION, manifest, now)
+from kubectl_pvc_restore.model import (
+    CREATED_BY_ANNOTATION,
+    GROUP,
+    PVC_LABEL,
+    REQUESTED_BY_ANNOTATION,
+    RESTORE_ANNOTATION,
+    manifest,
+    now,
+)
 from kubectl_pvc_restore.selector import SelectorError, parse_annotation
 
 from .faults import crashpoint

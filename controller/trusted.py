@@ -39,7 +39,8 @@ def stop_problem(stop: Stop, namespace: str) -> str | None:
         return f"status.stopped names {stop.kind} {stop.name!r} in {stop.namespace!r}: {problem}"
     kind = stops.kind_of(stop)
     if kind is None or (stop.api_version, stop.kind) not in kind.kinds:
-        return f"status.stopped asks for {stop.method!r} on a {stop.api_version} {stop.kind}, which the controller never does"
+        return (f"status.stopped asks for {stop.method!r} on a {stop.api_version} {stop.kind}, which the controller "
+                "never does")
     if stop.namespace != namespace and not kind.may_live_elsewhere(stop):
         return (f"status.stopped names {stop.kind} {stop.name} in namespace {stop.namespace}; a restore acts only in "
                 f"its own namespace ({namespace})")

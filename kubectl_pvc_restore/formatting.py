@@ -25,7 +25,7 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     """Columns as kubectl aligns them: three spaces apart, no trailing blanks."""
     cells = [headers] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    return "\n".join("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in cells)
 
 
 def dump(obj: Any, fmt: str) -> str:

@@ -15,6 +15,7 @@ HTTP session under requests still in flight.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import json
 import logging
@@ -326,9 +327,11 @@ class Kube:
                         return response.json() if response.content else None
                     error = _error_from_response(response, what)
             except kr8s.ServerError as exc:  # only with raise_for_status=True (kr8s's own 401/403 retries)
+                response = exc.response
+                assert response is not None  # kr8s raises ServerError with the response it refused
                 if self.observer:
-                    self.observer(method, exc.response.status_code)
-                raise _error_from_response(exc.response, what) from exc
+                    self.observer(method, response.status_code)
+                raise _error_from_response(response, what) from exc
             except (httpx.TransportError, kr8s.APITimeoutError) as exc:
                 if self.observer:
                     self.observer(method, None)
@@ -485,7 +488,7 @@ class Kube:
         return await self.request("PATCH", res.url(namespace, name, subresource), body=patch,
                                   content_type=MERGE_PATCH, what=self._what(res, name, namespace))
 
-    async def json_patch(self, res: Resource, name: str, namespace: str | None, ops: list[dict[str, Any]]
+    async def json_patch(self, res: Resource, name: str, namespace: str | None, ops: builtins.list[dict[str, Any]]
                          ) -> dict[str, Any]:
         """RFC 6902 JSON patch (exact replacement of a map, e.g. a nodeSelector, which a merge patch would merge)."""
         return await self.request("PATCH", res.url(namespace, name), body=ops, content_type=JSON_PATCH,
@@ -539,11 +542,11 @@ class Kube:
             found: tuple[Resource | None, bool] = (None, False)
             for r in doc.get("resources", []):
                 if r.get("kind") == kind and "/" not in r["name"]:
-                    res = Resource(api_version, kind, r["name"], bool(r.get("namespaced", True)))
-                    found = (res, f"{r['name']}/scale" in names)
+                    found = (Resource(api_version, kind, r["name"], bool(r.get("namespaced", True))),
+                             f"{r['name']}/scale" in names)
             self._discovered[key] = found
-        res, has_scale = self._discovered[key]
-        return res if (has_scale or not scalable) else None
+        served, has_scale = self._discovered[key]
+        return served if (has_scale or not scalable) else None
 
     async def get_scale(self, res: Resource, name: str, namespace: str) -> dict[str, Any]:
         return await self.request("GET", res.url(namespace, name, "scale"), what=f"scale of {res.kind} {name}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 GROUP = "pvc-restore.homelab-helper.benfiola.com"
 VERSION = "v1"
@@ -55,6 +55,10 @@ def format_time(value: dt.datetime) -> str:
     return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}Z"
 
 
+@overload
+def parse_time(value: str) -> dt.datetime: ...
+@overload
+def parse_time(value: str | None) -> dt.datetime | None: ...
 def parse_time(value: str | None) -> dt.datetime | None:
     """An RFC3339 time from Kubernetes or restic (fractions of any length, ``Z`` or an offset) as an aware datetime.
     python-dateutil's ISO parser, because Python 3.10's ``fromisoformat`` refuses restic's nanoseconds."""
@@ -290,10 +294,10 @@ class Status:
                 setattr(status, attr, data[key])
         if status.phase is not None:
             status.phase = Phase(status.phase)
-        if status.pvc_owners is not None:
-            status.pvc_owners = [Owner.from_dict(o) for o in status.pvc_owners]
-        if status.stopped is not None:
-            status.stopped = [Stop.from_dict(o) for o in status.stopped]
+        if data.get("pvcOwners") is not None:
+            status.pvc_owners = [Owner.from_dict(o) for o in data["pvcOwners"]]
+        if data.get("stopped") is not None:
+            status.stopped = [Stop.from_dict(o) for o in data["stopped"]]
         status.safety_backup = SafetyBackup.from_dict(data.get("safetyBackup"))
         status.conditions = list(status.conditions or [])
         return status

@@ -53,9 +53,9 @@ async def plan_workloads(kube: k.Kube, namespace: str, pvc: str, pods: list[dict
     while needed := og.parents_needed(frontier, objects):
         frontier = []
         for key in sorted(needed):
-            objects[key] = await _fetch(kube, namespace, key)
-            if objects[key] is not None:
-                frontier.append({**objects[key], "apiVersion": key[0], "kind": key[1]})
+            obj = objects[key] = await _fetch(kube, namespace, key)
+            if obj is not None:
+                frontier.append({**obj, "apiVersion": key[0], "kind": key[1]})
     # Pods already terminating are waited for, not planned: their owner may be gone (deleted meanwhile) and they
     # stop by themselves.
     graph = og.walk([p for p in pods if not p["metadata"].get("deletionTimestamp")], objects)

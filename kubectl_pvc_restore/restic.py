@@ -75,7 +75,8 @@ async def list_snapshots(env: dict[str, str], *, binary: str | None = None, time
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
         proc.kill()
-        raise ResticError(f"restic did not answer within {timeout:g}s (is the repository reachable from here?)")
+        raise ResticError(f"restic did not answer within {timeout:g}s (is the repository reachable from here?)") \
+            from None
     if proc.returncode != 0:
         raise ResticError("restic snapshots failed: " + redact(err.decode(errors="replace").strip(), env))
     return parse_snapshots(out)

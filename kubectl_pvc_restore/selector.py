@@ -157,7 +157,8 @@ def parse_as_of(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     if not local:
         raise SelectorError(f"{show(text)} is not a date and time I can read unambiguously; {AS_OF_FORMS}")
     try:
-        value = dt.datetime(*(int(part or 0) for part in local.groups()))
+        year, month, day, hours, minutes, seconds = (int(part or 0) for part in local.groups())
+        value = dt.datetime(year, month, day, hours, minutes, seconds)
     except ValueError as exc:
         raise SelectorError(f"{show(text)} is not a valid date and time: {exc}") from None
     if value.year < EARLIEST.year:

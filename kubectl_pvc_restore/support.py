@@ -96,8 +96,8 @@ async def server_support(kube: Any) -> ServerSupport:
     try:
         info = await kube.version()
     except Exception as exc:  # noqa: BLE001 - any failure to read /version only makes the answer unknown
-        return ServerSupport("unknown", "", f"the API server's version could not be read ({exc or type(exc).__name__}); "
-                                            f"pvc-restore supports {kubernetes_range()}")
+        return ServerSupport("unknown", "", f"the API server's version could not be read "
+                                            f"({exc or type(exc).__name__}); pvc-restore supports {kubernetes_range()}")
     return kubernetes_support(info if isinstance(info, Mapping) else {})
 
 

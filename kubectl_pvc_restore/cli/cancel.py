@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
+from .common import KUBE_NAME, Client
+from .common import command as async_command
 from .complete import complete_restores
-
-from .common import KUBE_NAME, Client, command
 
 
 @click.command("cancel")
 @click.argument("name", type=KUBE_NAME, shell_complete=complete_restores)
 @click.option("--wait", is_flag=True, help="Wait until the controller has cleaned up and the restore is gone.")
-@command
+@async_command
 async def command(client: Client, name: str, wait: bool) -> int:
     """Cancel a PVCRestore by deleting it. The controller's cleanup runs first (finalizer): it deletes the
     ReplicationDestination, scales every workload back to its recorded replicas and releases the lock. If the mover

@@ -23,7 +23,9 @@ class GlobalOptions:
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> GlobalOptions:
-        return cls(**{f.name: options.get(f.name) for f in dataclasses.fields(cls) if options.get(f.name) is not None})
+        given: dict[str, Any] = {f.name: options[f.name] for f in dataclasses.fields(cls)
+                                 if options.get(f.name) is not None}
+        return cls(**given)
 
     def merged(self, options: dict[str, Any]) -> GlobalOptions:
         """Flags given after the command win over the ones given before it."""

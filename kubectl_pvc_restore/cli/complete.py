@@ -37,11 +37,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def _options(ctx: click.Context) -> dict[str, Any]:
     merged: dict[str, Any] = {}
-    while ctx is not None:
+    current: click.Context | None = ctx
+    while current is not None:
         for key in ("namespace", "context", "kubeconfig"):
-            if merged.get(key) is None and ctx.params.get(key) is not None:
-                merged[key] = ctx.params[key]
-        ctx = ctx.parent
+            if merged.get(key) is None and current.params.get(key) is not None:
+                merged[key] = current.params[key]
+        current = current.parent
     return merged
 
 

@@ -7,17 +7,17 @@ import re
 
 import click
 
-from .complete import complete_restores
-
-from ..model import SafetyBackup, requested_by
 from ..formatting import age, dump
-from .common import KUBE_NAME, Client, command, output_option, selector_text
+from ..model import SafetyBackup, requested_by
+from .common import KUBE_NAME, Client, output_option, selector_text
+from .common import command as async_command
+from .complete import complete_restores
 
 
 @click.command("describe")
 @click.argument("name", type=KUBE_NAME, shell_complete=complete_restores)
 @output_option("json", "yaml")
-@command
+@async_command
 async def command(client: Client, name: str, output: str | None) -> int:
     """Show a PVCRestore: phase timeline, workloads and replicas, volsync state with the mover's log tail, events.
 

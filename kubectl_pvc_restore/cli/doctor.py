@@ -10,10 +10,10 @@ from typing import Any
 
 import click
 
-from .complete import complete_pvcs
-
 from ..formatting import age
-from .common import INSTALL_COMMAND, KUBE_NAME, Client, command
+from .common import INSTALL_COMMAND, KUBE_NAME, Client
+from .common import command as async_command
+from .complete import complete_pvcs
 
 CONTROLLER_SELECTOR = "app.kubernetes.io/name=pvc-restore"
 #: The controller's leader-election Lease (controller/leader.py LEASE_NAME; a test checks they agree). The controller
@@ -110,7 +110,7 @@ EXIT_INCOMPLETE = 3
 @click.argument("pvc", required=False, type=KUBE_NAME, shell_complete=complete_pvcs)
 @click.option("-A", "--all-namespaces", is_flag=True, help="Look for restores holding workloads, paused sources and "
               "old locks in every namespace (default: the namespace).")
-@command
+@async_command
 async def command(client: Client, pvc: str | None, all_namespaces: bool) -> int:
     """Check that pvc-restore can work here: the server's Kubernetes version (within the supported range), CRDs
     (the PVCRestore CRD's schema has this version's fields), the controller, storage for the restic cache; with

@@ -171,27 +171,27 @@ async def check_holds(client: Client, report: Report, *, all_namespaces: bool) -
     by_key = {(obj["metadata"].get("namespace", ""), obj["metadata"]["name"]): obj for obj in raw or []}
     for lock in lock_objs or []:
         meta, data = lock["metadata"], lock.get("data") or {}
-        holder, _ = locks.holder_of(lock)
+        holder_name, _ = locks.holder_of(lock)
         acquired = h.seconds(data.get("acquiredAt")) or h.seconds(meta.get("creationTimestamp"))
         age = now - acquired if acquired is not None else 0.0
-        state = locks.holder_state(lock, by_key.get((meta["namespace"], holder))) if raw is not None else None
+        lock_state = locks.holder_state(lock, by_key.get((meta["namespace"], holder_name))) if raw is not None else None
         pvc = data.get("pvc") or meta["name"].removeprefix(locks.PREFIX)
-        if state in ("finished", "gone") and age > LOCK_ABANDONED:
+        if lock_state in ("finished", "gone") and age > LOCK_ABANDONED:
             problems += 1
-            report.warn(f"lock {meta['namespace']}/{meta['name']} outlives its restore {holder or '(unknown)'} "
-                        f"({state}) by {_duration(age)}: new restores of PVC {pvc} wait for it; the controller "
+            report.warn(f"lock {meta['namespace']}/{meta['name']} outlives its restore {holder_name or '(unknown)'} "
+                        f"({lock_state}) by {_duration(age)}: new restores of PVC {pvc} wait for it; the controller "
                         "deletes such a lock after its lock TTL, so it cannot or does not run",
                         f"kubectl pvc-restore locks clear {pvc} -n {meta['namespace']}")
-        elif state is not None and state.startswith("active") and age > LOCK_HELD_LONG:
+        elif lock_state is not None and lock_state.startswith("active") and age > LOCK_HELD_LONG:
             problems += 1
-            report.warn(f"lock {meta['namespace']}/{meta['name']} has been held by restore {holder} ({state}) for "
-                        f"{_duration(age)}: other restores of PVC {pvc} wait",
-                        f"kubectl pvc-restore describe {holder} -n {meta['namespace']}; to give up: "
-                        f"kubectl pvc-restore cancel {holder} -n {meta['namespace']}")
+            report.warn(f"lock {meta['namespace']}/{meta['name']} has been held by restore {holder_name} "
+                        f"({lock_state}) for {_duration(age)}: other restores of PVC {pvc} wait",
+                        f"kubectl pvc-restore describe {holder_name} -n {meta['namespace']}; to give up: "
+                        f"kubectl pvc-restore cancel {holder_name} -n {meta['namespace']}")
 
     if denied:
-        (what, exc, resource), rest = denied[0], denied[1:]
-        report.unknown(what, exc, "list", resource, namespace,
+        (what, first, resource), rest = denied[0], denied[1:]
+        report.unknown(what, first, "list", resource, namespace,
                        details=tuple(f"not checked either: {w}: {_refused(e, r, namespace)}" for w, e, r in rest),
                        more_checks=tuple(permission(e, "list", r, namespace).can_i() for _, e, r in rest))
     elif not problems:

@@ -7,7 +7,8 @@ import asyncio
 import click
 
 from ..formatting import age, as_list, dump, table
-from .common import Client, command, output_option, selector_text
+from .common import Client, output_option, selector_text
+from .common import command as async_command
 
 
 def rows(items: list[dict], wide: bool, all_namespaces: bool) -> tuple[list[str], list[list]]:
@@ -20,7 +21,7 @@ def rows(items: list[dict], wide: bool, all_namespaces: bool) -> tuple[list[str]
         meta, status = item["metadata"], item.get("status") or {}
         error = status.get("error") or ""
         row = ([meta["namespace"]] if all_namespaces else []) + [
-            meta["name"], (item.get("spec") or {}).get("pvc"), selector_text(item.get("spec")),
+            meta["name"], (item.get("spec") or {}).get("pvc"), selector_text(item.get("spec") or {}),
             status.get("phase") or "Pending", (error[:60] + "...") if len(error) > 63 else error,
             age(meta.get("creationTimestamp"))]
         if wide:
@@ -34,7 +35,7 @@ def rows(items: list[dict], wide: bool, all_namespaces: bool) -> tuple[list[str]
 @click.option("-A", "--all-namespaces", is_flag=True, help="List across all namespaces.")
 @click.option("-w", "--watch", is_flag=True, help="Keep listing as restores change.")
 @output_option("wide", "json", "yaml", "name")
-@command
+@async_command
 async def command(client: Client, all_namespaces: bool, watch: bool, output: str | None) -> int:
     """List PVCRestores (alias: ls)."""
     namespace = None if all_namespaces else client.namespace

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .complete import complete_locked_pvcs
-
 from ..formatting import age, as_list, dump, table
 from .common import KUBE_NAME, Client, GlobalOptions, global_options, output_option
 from .common import command as async_command
+from .complete import complete_locked_pvcs
 
 
 class LocksGroup(click.Group):

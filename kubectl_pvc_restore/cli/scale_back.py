@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
+from .common import KUBE_NAME, Client
+from .common import command as async_command
 from .complete import complete_restores
-
-from .common import KUBE_NAME, Client, command
 
 
 @click.command("scale-back")
 @click.argument("name", type=KUBE_NAME, shell_complete=complete_restores)
 @click.option("--wait", is_flag=True, help="Wait until the controller has scaled the workloads back.")
 @click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="With --wait: give up after this.")
-@command
+@async_command
 async def command(client: Client, name: str, wait: bool, timeout: float | None) -> int:
     """Bring back the workloads a restore kept stopped after it ended on partial data, onto that partial data, on
     purpose: every workload at its recorded replicas, every stop undone, the ReplicationSource un-paused, the lock

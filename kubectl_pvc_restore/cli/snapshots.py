@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from .complete import complete_pvcs
-
 from ..formatting import dump, table
-from .common import KUBE_NAME, Client, command, output_option
+from .common import KUBE_NAME, Client, output_option
+from .common import command as async_command
+from .complete import complete_pvcs
 
 LIST_FROM = click.Choice(["auto", "local", "cluster"])
 
@@ -33,7 +33,7 @@ def list_options(f):
 @click.option("--timeout", type=click.FloatRange(min=1), default=60, show_default=True, metavar="SECONDS",
               help="How long to wait for the snapshot list (restic retries an unreachable repository for minutes).")
 @output_option("json", "yaml")
-@command
+@async_command
 async def command(client: Client, pvc: str, previous: int | None, as_of: str | None, restic_binary: str | None,
                   list_from: str, image: str | None, timeout: float, output: str | None) -> int:
     """The backup state of PVC from its ReplicationSource (mover, schedule, last and next sync, last result) and its

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from .complete import complete_pvcs
-
 from ..formatting import dump
-from .common import KUBE_NAME, Client, command, follow, output_option
+from .common import KUBE_NAME, Client, follow, output_option
+from .common import command as async_command
+from .complete import complete_pvcs
 
 #: The Restore phase's limit must be at least this (the CRD refuses less: a zero timeout would scale the workloads
 #: down for nothing).
@@ -70,7 +72,7 @@ def check_usage(*, latest: bool, previous: int | None, as_of: str | None, wait: 
               "stopped (retry, undo or scale-back later), or scale them back onto the partial data at once.")
 @click.option("--dry-run", is_flag=True, help="Print what the restore would do and change nothing.")
 @output_option("name", "json", "yaml")
-@command(check=check_usage)
+@async_command(check=check_usage)
 async def command(client: Client, pvc: str, latest: bool, previous: int | None, as_of: str | None, wait: bool,
                   timeout: float | None, restore_timeout: str | None, safety_backup: bool, delete_bare_pods: bool,
                   running_jobs: str, partial_data: str,
@@ -98,7 +100,8 @@ async def command(client: Client, pvc: str, latest: bool, previous: int | None, 
     await client.pvc(pvc)
     ns = client.namespace
 
-    options = {"timeout": restore_timeout, "delete_bare_pods": delete_bare_pods, "running_jobs": running_jobs,
+    options: dict[str, Any] = {"timeout": restore_timeout, "delete_bare_pods": delete_bare_pods,
+                               "running_jobs": running_jobs,
                "partial_data": partial_data,
                "safety_backup": safety_backup}
     if dry_run:
@@ -129,7 +132,7 @@ async def _dry_run(client: Client, pvc: str, selector, options: dict) -> int:
     problems, warnings = list(preview.problems), list(preview.warnings)
     click.echo(f"Dry run: restore PVC {ns}/{pvc} from the {selector.describe()} snapshot. Nothing was changed.\n")
     click.echo("\n".join(pv.lines(preview)))
-    if preview.destination is not None:
+    if preview.source is not None and preview.destination is not None:
         click.echo("ReplicationDestination that would be created:")
         click.echo("  " + dump(preview.destination, "yaml").replace("\n", "\n  "))
         await _dry_run_snapshots(client, preview.source, selector, problems, warnings)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ..model import SafetyBackup
-from .common import KUBE_NAME, Client, command, follow
+from .common import KUBE_NAME, Client, follow
+from .common import command as async_command
 from .complete import complete_restores
 
 
@@ -42,7 +43,7 @@ async def check_still_there(client: Client, status: dict, backup: SafetyBackup, 
 @click.argument("name", type=KUBE_NAME, shell_complete=complete_restores)
 @click.option("--wait", is_flag=True, help="Follow the undo until Finished; exit non-zero if it fails.")
 @click.option("--timeout", type=click.FloatRange(min=1), metavar="SECONDS", help="With --wait: give up after this.")
-@command(check=check_usage)
+@async_command(check=check_usage)
 async def command(client: Client, name: str, wait: bool, timeout: float | None) -> int:
     """Undo a restore that was started with --safety-backup: restore the backup of the PVC's data taken just before
     it (a new restore, as of that backup)."""

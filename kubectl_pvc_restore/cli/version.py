@@ -49,6 +49,7 @@ async def _server(client: Client) -> int:
                 line += f"; this plugin needs {model.VERSION}: kubectl pvc-restore doctor says how to upgrade it"
             elif missing:
                 line += (f"; its schema is older than this plugin's (it lacks {', '.join(missing[:3])}"
-                         + (", ..." if len(missing) > 3 else "") + "): kubectl pvc-restore doctor says how to upgrade it")
+                         + (", ..." if len(missing) > 3 else "")
+                         + "): kubectl pvc-restore doctor says how to upgrade it")
         click.echo(line)
     return 0

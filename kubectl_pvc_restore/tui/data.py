@@ -1,5 +1,5 @@
-"""What the TUI shows, fetched from the cluster into plain rows. ``Source`` is the interface the screens use; ``Cluster``
-implements it over the Kube layer (tests of the layout use a static implementation)."""
+"""What the TUI shows, fetched from the cluster into plain rows. ``Source`` is the interface the screens use;
+``Cluster`` implements it over the Kube layer (tests of the layout use a static implementation)."""
 
 from __future__ import annotations
 
@@ -68,14 +68,14 @@ class Cluster:
         sources = await self.kube.list(k.REPLICATION_SOURCES, ns)
         restores = await self.kube.list(k.PVC_RESTORES, ns)
         lock_objs = await self.kube.list(k.CONFIGMAPS, ns, label_selector=f"{lockmod.LOCK_LABEL}=true")
-        by_pvc: dict[tuple[str, str], list[dict]] = {}
+        by_pvc: dict[tuple[str, str | None], list[dict]] = {}
         for s in sources:
             by_pvc.setdefault((s["metadata"]["namespace"], (s.get("spec") or {}).get("sourcePVC")), []).append(s)
-        active = {}
+        active: dict[tuple[str, str | None], dict[str, Any]] = {}
         for r in sorted(restores, key=lambda r: r["metadata"]["creationTimestamp"]):
             if (r.get("status") or {}).get("phase") != "Finished":
                 active.setdefault((r["metadata"]["namespace"], (r.get("spec") or {}).get("pvc")), r)
-        locked = {(l["metadata"]["namespace"], (l.get("data") or {}).get("pvc")): l for l in lock_objs}
+        locked = {(obj["metadata"]["namespace"], (obj.get("data") or {}).get("pvc")): obj for obj in lock_objs}
         restore_index = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in restores}
         rows = []
         for p in pvcs:
@@ -95,7 +95,8 @@ class Cluster:
                 source=src["metadata"]["name"] if src else (f"{len(srcs)} sources" if srcs else "-"),
                 mover=mover, last_backup=status.get("lastSyncTime") or "",
                 last_result=(status.get("latestMoverStatus") or {}).get("result") or "",
-                lock=(f"{(lock.get('data') or {}).get('holder')} ({lockmod.holder_state(lock, restore_index.get((key[0], lockmod.holder_of(lock)[0])))})"
+                lock=(f"{(lock.get('data') or {}).get('holder')} "
+                      f"({lockmod.holder_state(lock, restore_index.get((key[0], lockmod.holder_of(lock)[0])))})"
                       if lock else ""),
                 restore=restore["metadata"]["name"] if restore else "",
                 phase=((restore or {}).get("status") or {}).get("phase") or ("Pending" if restore else "")))

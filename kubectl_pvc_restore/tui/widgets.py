@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from textual.app import ComposeResult
 from textual.coordinate import Coordinate
@@ -10,8 +10,18 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, Static
 
+if TYPE_CHECKING:
+    from .app import PVCRestoreApp
 
-class PolledScreen(Screen):
+
+class AppScreen(Screen):
+    """A screen of this app (``self.app`` typed as the PVCRestoreApp it runs in)."""
+
+    if TYPE_CHECKING:
+        app: PVCRestoreApp  # textual types it App[object]
+
+
+class PolledScreen(AppScreen):
     """A screen whose data is (re)loaded by ``load()`` in a background worker, now and every poll interval, so the
     UI never waits for the API. Subclasses call ``start_polling()`` from ``on_mount``."""
 

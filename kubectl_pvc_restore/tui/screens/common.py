@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
+
+if TYPE_CHECKING:
+    from ..app import PVCRestoreApp
 
 HELP = """\
 [b]PVCs[/b] (main screen)
@@ -23,6 +28,9 @@ HELP = """\
 
 
 class Modal(ModalScreen):
+    if TYPE_CHECKING:
+        app: PVCRestoreApp  # textual types it App[object]
+
     """A dialog centred over the screen below, in one frame (its first child has the class ``frame``); a modal
     about something that changes the cluster adds the class ``-warning``."""
 

@@ -45,7 +45,8 @@ class PVCsScreen(TableScreen):
         super().__init__()
         self.rows: list[PVCRow] = []
         #: The printable keys bound on this screen: typing any other printable key filters.
-        self.command_keys = {char for binding in self.BINDINGS for key in binding.key.split(",")
+        self.command_keys = {char for binding in self.BINDINGS if isinstance(binding, Binding)
+                             for key in binding.key.split(",")
                              if (char := key_to_character(key)) and len(char) == 1 and char.isprintable()}
 
     def compose_top(self) -> Iterable[Widget]:

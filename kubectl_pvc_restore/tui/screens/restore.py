@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from rich.markup import escape as esc
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Header, Static
 
-from rich.markup import escape as esc
-
 from ... import restore_view
-from ...model import Spec, requested_by
 from ...formatting import age, short_time
-from ..widgets import PolledScreen, MessageBar
+from ...model import Spec, requested_by
+from ..widgets import MessageBar, PolledScreen
+
 
 def render(obj: dict, events: list[dict], destination: dict | None) -> str:
     meta, spec, status = obj["metadata"], obj.get("spec") or {}, obj.get("status") or {}

@@ -13,8 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
 from ... import model, preview, snapshot_table, volsync
-from ...selector import Selector, SelectorError, parse_as_of
 from ...formatting import short_time
+from ...selector import Selector, SelectorError, parse_as_of
 from ..widgets import KeyedTable
 from .common import Modal
 
