@@ -19,8 +19,8 @@ from typing import Any, Mapping
 #: The oldest and the newest Kubernetes minor proven (scripts/compat.sh), inclusive.
 KUBERNETES_MIN = (1, 34)
 KUBERNETES_MAX = (1, 36)
-#: The Kubernetes releases scripts/compat.sh runs on by default: the oldest patch of the oldest minor the Go module
-#: proxy serves that builds, and the pinned newest (tools/controlplane/kubernetes/go.mod).
+#: The Kubernetes releases scripts/compat.sh runs on by default: the newest patch of the oldest supported minor (as
+#: served by the Go module proxy), and the pinned newest (tools/controlplane/kubernetes/go.mod, what .ci/run runs).
 KUBERNETES_PROVEN = ("v1.34.4", "v1.36.3")
 #: The volsync releases proven (their manager and restic mover run for real); the range is between them.
 VOLSYNC_MIN = (0, 14)
