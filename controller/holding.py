@@ -53,20 +53,12 @@ def next_steps(r: PVCRestore) -> str:
     """The exact commands a user has, for the condition, the event and the CLI."""
     ns = r.namespace
     steps = [f"retry the restore (it takes the held workloads over and brings them back when it succeeds): "
-             f"kubectl pvc-restore start {r.spec.pvc} -n {ns}{_selector_flags(r)}"]
+             f"kubectl pvc-restore start {r.spec.pvc} -n {ns}{r.spec.selector_flags()}"]
     if r.status.safety_backup and r.status.safety_backup.completed_at:
         steps.append(f"or put back the data backed up just before: kubectl pvc-restore undo {r.name} -n {ns}")
     steps.append(f"or bring the workloads back onto the partial data on purpose: "
                  f"kubectl pvc-restore scale-back {r.name} -n {ns}")
     return "; ".join(steps)
-
-
-def _selector_flags(r: PVCRestore) -> str:
-    if r.spec.restore_as_of:
-        return f" --as-of {r.spec.restore_as_of}"
-    if r.spec.previous:
-        return f" --previous {r.spec.previous}"
-    return ""
 
 
 def set_condition(status: Status, message: str) -> None:

@@ -178,6 +178,15 @@ class Spec:
             partial_data=data.get("partialData") or "KeepStopped",
         )
 
+    def selector_flags(self) -> str:
+        """The ``kubectl pvc-restore start`` flags that select the same snapshot (with a leading space; "" for the
+        latest)."""
+        if self.restore_as_of:
+            return f" --as-of {self.restore_as_of}"
+        if self.previous:
+            return f" --previous {self.previous}"
+        return ""
+
     def describe_selector(self) -> str:
         if self.restore_as_of:
             return f"as of {self.restore_as_of}"

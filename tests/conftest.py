@@ -22,7 +22,7 @@ from devtools.kubeapi import Api  # noqa: E402
 from devtools.mover_simulator import MoverSimulator  # noqa: E402
 from devtools.real_volsync import RealVolsync  # noqa: E402
 from kubectl_pvc_restore import kube as k  # noqa: E402
-from tests.helpers import Cluster, SyncKube, in_process_controllers  # noqa: E402
+from tests.helpers import Cluster, SyncKube, cli, in_process_controllers, stop_process  # noqa: E402
 
 
 #: A ValidatingAdmissionPolicy binding with ConfigMap params that matches nothing, applied before any test: the API
@@ -203,9 +203,13 @@ def controller_process(kubeconfig, namespace, tmp_path):
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process(proc)
+
+
+@pytest.fixture
+def run(kubeconfig, namespace):
+    """The CLI against the test's namespace as the admin: ``run("start", "data")`` -> click's Result. ``ns=False``
+    leaves ``-n`` out; ``kubeconfig_path`` runs it as another user."""
+    def invoke(*args: str, ns: bool = True, kubeconfig_path: str | None = None):
+        return cli(*args, kubeconfig=kubeconfig_path or kubeconfig, namespace=namespace if ns else None)
+    return invoke

@@ -236,6 +236,18 @@ def bind_role(kube: SyncKube, namespace: str, account: str, rules: list[dict[str
         namespace)
 
 
+def stop_process(proc: Any) -> None:
+    """Terminate a subprocess (SIGTERM, then SIGKILL after 30 s) unless it already ended."""
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def http_get(url: str) -> tuple[int, str]:
     """(status, body) of a GET on the controller's health or metrics endpoint; (0, "") when nothing answers."""
     import urllib.error
@@ -266,3 +278,18 @@ def render_chart_for_namespace(control_plane: Any, release: str, namespace: str,
          "--set-json", f"admissionPolicies.namespaceSelector={json.dumps(selector)}"],
         capture_output=True, text=True, check=True).stdout
     return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] not in ("Deployment", "Service")]
+
+
+def cli(*args: str, kubeconfig: Any = None, namespace: str | None = None, env: dict[str, str] | None = None) -> Any:
+    """``kubectl pvc-restore ARGS`` through click, as a user runs it, with ``--kubeconfig``/``-n`` added when given.
+    Exceptions are not caught (a traceback fails the test), and the output must not show one either."""
+    from click.testing import CliRunner
+
+    from kubectl_pvc_restore.cli import cli as command
+
+    extra = (["--kubeconfig", str(kubeconfig)] if kubeconfig is not None else []) + (
+        ["-n", namespace] if namespace is not None else [])
+    result = CliRunner().invoke(command, [*args, *extra], prog_name="kubectl pvc-restore", env=env,
+                                catch_exceptions=False)
+    assert "Traceback" not in result.output, result.output
+    return result

@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks
-from kubectl_pvc_restore.cli import cli
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
 from tests import scenario as sc
-from tests.helpers import Cluster, wait_for
+from tests.helpers import Cluster, cli, wait_for
 
 PASSWORD = "correct horse battery staple"
 SECRETS = k.Resource("v1", "Secret", "secrets")
@@ -125,6 +123,16 @@ class Data:
         time.sleep(1.1)  # the next snapshot in another second: volsync selects snapshots at one-second precision
         return saved.group(1), status["lastSyncTime"]
 
+    def two_backups_then_new_data(self) -> str:
+        """V1 backed up, V2 backed up, then NOW written (not backed up): the usual history. Returns V1's snapshot."""
+        self.setup()
+        self.write(V1)
+        first, _ = self.backup()
+        self.write(V2)
+        self.backup()
+        self.write(NOW)
+        return first
+
     def annotate(self, value: str) -> None:
         self.kube.patch(k.PVCS, PVC, self.ns, {"metadata": {"annotations": {RESTORE_ANNOTATION: value}}})
 
@@ -182,6 +190,5 @@ def chart_rbac_controller(portal, real_volsync, real_kube, real_namespace, tmp_p
 @pytest.fixture
 def run_cli(real_volsync, real_namespace):
     def invoke(*args: str):
-        return CliRunner().invoke(cli, [*args, "--kubeconfig", str(real_volsync.cp.kubeconfig), "-n", real_namespace],
-                                  prog_name="kubectl pvc-restore", catch_exceptions=False)
+        return cli(*args, kubeconfig=real_volsync.cp.kubeconfig, namespace=real_namespace)
     return invoke

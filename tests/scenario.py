@@ -7,6 +7,7 @@ from typing import Any
 
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks
+from kubectl_pvc_restore import model
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
 from tests.helpers import Cluster, wait_for
 
@@ -34,6 +35,12 @@ def setup(cluster: Cluster, *, deployment: int = 3, statefulset: int = 2, source
                      delay=delay, pvcs=pvcs)
     if deployment or statefulset:
         cluster.wait_running(deployment + statefulset, pvc=PVC)
+
+
+def create_restore(cluster: Cluster, name: str = "r1", pvc: str = PVC, **spec: Any) -> dict[str, Any]:
+    """Create a PVCRestore directly (as a user with kubectl would); ``spec`` in the CRD's camelCase keys."""
+    return cluster.kube.create(k.PVC_RESTORES, model.manifest(name, cluster.ns, model.Spec.from_dict(
+        {"pvc": pvc, **spec})), cluster.ns)
 
 
 def annotate(cluster: Cluster, value: str, pvc: str = PVC) -> None:

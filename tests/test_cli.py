@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 from click.testing import CliRunner
 
 from kubectl_pvc_restore import kube as k
@@ -15,15 +14,6 @@ from kubectl_pvc_restore.cli import cli
 from tests import scenario as sc
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture
-def run(kubeconfig, namespace):
-    def invoke(*args: str, ns: bool = True):
-        extra = ["--kubeconfig", kubeconfig] + (["-n", namespace] if ns else [])
-        result = CliRunner().invoke(cli, [*args, *extra], prog_name="kubectl pvc-restore", catch_exceptions=False)
-        return result
-    return invoke
 
 
 def test_dry_run_shows_the_plan_and_changes_nothing(cluster, run):

@@ -279,14 +279,6 @@ def test_usage_errors_come_before_kubeconfig_errors(tmp_path):
 # -- against the real control plane: nothing changes -----------------------------------------------------------------
 
 
-@pytest.fixture
-def run(kubeconfig, namespace):
-    def invoke_ns(*args: str, kubeconfig_path: str | None = None, ns: bool = True) -> Any:
-        extra = ["--kubeconfig", kubeconfig_path or kubeconfig] + (["-n", namespace] if ns else [])
-        return invoke(*args, *extra)
-    return invoke_ns
-
-
 def test_cancel_cannot_reach_another_object(cluster, run):
     from kubectl_pvc_restore import kube as k
 

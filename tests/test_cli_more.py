@@ -21,14 +21,6 @@ PASSWORD = "s3cret-restic-password"
 
 
 @pytest.fixture
-def run(kubeconfig, namespace):
-    def invoke(*args: str):
-        return CliRunner().invoke(cli, [*args, "--kubeconfig", kubeconfig, "-n", namespace],
-                                  prog_name="kubectl pvc-restore", catch_exceptions=False)
-    return invoke
-
-
-@pytest.fixture
 def restic_repo(tmp_path):
     restic = shutil.which("restic")
     assert restic, "restic is required (scripts/setup.sh installs Debian's restic)"

@@ -8,11 +8,6 @@ from tests import scenario as sc
 from tests.helpers import wait_for
 
 
-def create(cluster, name="r1", pvc=sc.PVC, **spec):
-    return cluster.kube.create(k.PVC_RESTORES, model.manifest(name, cluster.ns, model.Spec.from_dict(
-        {"pvc": pvc, **spec})), cluster.ns)
-
-
 def test_statefulset_retention_delete_never_deletes_the_restored_pvc(cluster, controller):
     """whenScaled: Delete would make Kubernetes delete the StatefulSet's claim when the restore scales it to 0: the
     restore switches it to Retain first (recorded) and puts Delete back after the replicas."""
@@ -32,7 +27,7 @@ def test_statefulset_retention_delete_never_deletes_the_restored_pvc(cluster, co
     # (Scaled to 0 by hand, the StatefulSet controller gives the claim an ownerReference to its condemned pod and
     # the garbage collector deletes it with the pod: seen on this control plane.)
     controller()
-    create(cluster, pvc=claim, previous=1)
+    sc.create_restore(cluster, pvc=claim, previous=1)
     done = sc.wait_finished(cluster, "r1")
     assert done["status"].get("error") is None, done["status"]
     assert [s["method"] for s in done["status"]["stopped"]] == ["pvcRetention"]
@@ -47,7 +42,7 @@ def test_statefulset_retention_delete_never_deletes_the_restored_pvc(cluster, co
 def test_a_pvc_deleted_during_the_restore_is_an_error_and_workloads_come_back(cluster, controller):
     sc.setup(cluster, statefulset=0, deployment=2, delay=4.0)
     controller()
-    create(cluster)
+    sc.create_restore(cluster)
     sc.wait_phase(cluster, "r1", "Restore")
     cluster.kube.delete(k.PVCS, sc.PVC, cluster.ns)
     done = sc.wait_finished(cluster, "r1")
@@ -61,7 +56,7 @@ def test_a_pvc_replaced_during_the_restore_is_an_error(cluster, controller_proce
 
     sc.setup(cluster, statefulset=0, deployment=2, delay=4.0)
     proc = controller_process()
-    create(cluster)
+    sc.create_restore(cluster)
     sc.wait_phase(cluster, "r1", "Restore")
     # Paused while the PVC is replaced, so that it sees the new one, never the gap (that is the deleted case).
     proc.send_signal(signal.SIGSTOP)
@@ -106,7 +101,7 @@ def test_a_second_writer_during_the_mover_is_stopped_again(cluster, controller):
     restore goes on, reported with a Warning Event, and the app still comes back at its recorded replicas."""
     sc.setup(cluster, statefulset=0, deployment=2, delay=6.0)
     controller()
-    create(cluster)
+    sc.create_restore(cluster)
     sc.wait_phase(cluster, "r1", "Restore")
     cluster.kube.set_scale(k.DEPLOYMENTS, "web", cluster.ns, 3)
     wait_for(lambda: [e for e in cluster.kube.list(k.EVENTS, cluster.ns) if e["reason"] == "SecondWriter"],
@@ -120,7 +115,7 @@ def test_a_second_writer_during_the_mover_is_stopped_again(cluster, controller):
 def test_an_unrecorded_writer_during_the_mover_fails_the_restore(cluster, controller):
     sc.setup(cluster, statefulset=0, deployment=2, delay=6.0)
     controller()
-    create(cluster)
+    sc.create_restore(cluster)
     # The mover has started (recorded), so the intruder's pods come while it may be writing: partial data.
     wait_for(lambda: (cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns).get("status") or {}).get("moverStarted"),
              message="the mover to start")
@@ -139,7 +134,7 @@ def test_a_workload_deleted_during_scale_down_does_not_stall_the_restore(cluster
     stuck = next(p for p in cluster.pods(pvc=sc.PVC) if p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet")
     cluster.kube.patch(k.PODS, stuck["metadata"]["name"], cluster.ns, {"metadata": {"finalizers": ["test/hold"]}})
     controller()
-    create(cluster)
+    sc.create_restore(cluster)
     sc.wait_phase(cluster, "r1", "ScaleDown")
     wait_for(lambda: cluster.replicas(k.DEPLOYMENTS, "web") == 0, message="web scaled to 0")
     cluster.kube.delete(k.DEPLOYMENTS, "web", cluster.ns)
@@ -175,7 +170,7 @@ def test_a_stale_list_never_undoes_a_finished_reconcile(cluster, kube, portal, m
         portal.call(ctl.poll)
         portal.call(settle)
 
-    create(cluster)
+    sc.create_restore(cluster)
 
     def mover_started():
         poll()

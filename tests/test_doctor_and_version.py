@@ -11,14 +11,12 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
-from click.testing import CliRunner
 
 from kubectl_pvc_restore import __version__, model
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore.cli import cli, doctor
-from tests.helpers import bind_role, identity_kubeconfig, wait_for
+from kubectl_pvc_restore.cli import doctor
+from tests.helpers import bind_role, cli, identity_kubeconfig, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 CRD = yaml.safe_load((REPO / "charts" / "pvc-restore" / "crds" / "pvcrestores.yaml").read_text())
@@ -31,15 +29,7 @@ def schema(crd: dict) -> dict:
 
 
 def cli_as(config: str, namespace: str, *args: str):
-    result = CliRunner().invoke(cli, [*args, "--kubeconfig", str(config), "-n", namespace],
-                                prog_name="kubectl pvc-restore", catch_exceptions=False)
-    assert "Traceback" not in result.output, result.output
-    return result
-
-
-@pytest.fixture
-def run(kubeconfig, namespace):
-    return lambda *args: cli_as(kubeconfig, namespace, *args)
+    return cli(*args, kubeconfig=config, namespace=namespace)
 
 
 # -- the CRD schema comparison (no cluster) ------------------------------------------------------------------------

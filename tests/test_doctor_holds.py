@@ -7,18 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from click.testing import CliRunner
 
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, model
-from kubectl_pvc_restore.cli import cli
 from kubectl_pvc_restore.cli.doctor_holds import _duration
+from tests.helpers import cli
 
 
 def doctor(kubeconfig: str, namespace: str, *args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, ["doctor", *args, "--kubeconfig", kubeconfig, "-n", namespace],
-                                prog_name="kubectl pvc-restore", catch_exceptions=False)
-    assert "Traceback" not in result.output, result.output
+    result = cli("doctor", *args, kubeconfig=kubeconfig, namespace=namespace)
     return result.exit_code, result.output
 
 

@@ -11,20 +11,15 @@ from tests import scenario as sc
 from tests.helpers import wait_for
 
 
-def create(cluster, name, **spec):
-    return cluster.kube.create(k.PVC_RESTORES, model.manifest(name, cluster.ns, model.Spec.from_dict(
-        {"pvc": sc.PVC, **spec})), cluster.ns)
-
-
 def status(cluster, name):
     return cluster.kube.get(k.PVC_RESTORES, name, cluster.ns).get("status") or {}
 
 
 def test_second_restore_waits_for_the_first(cluster, controller):
     sc.setup(cluster, statefulset=0, deployment=2, delay=2.0)
-    create(cluster, "first")
+    sc.create_restore(cluster, "first")
     time.sleep(1.1)  # creationTimestamp has one-second precision
-    create(cluster, "second", previous=1)
+    sc.create_restore(cluster, "second", previous=1)
     controller()
     sc.wait_phase(cluster, "first", "Restore")
     waiting = wait_for(lambda: (lambda s: s if s.get("lockHolder") == "first" else None)(status(cluster, "second")),
@@ -47,7 +42,7 @@ def test_lock_held_by_someone_else_blocks(cluster, controller):
     sc.setup(cluster, statefulset=0, deployment=1)
     lock = locks.lock_manifest(cluster.ns, sc.PVC, "manual", "uid-manual", dt.datetime.now(dt.timezone.utc))
     cluster.kube.create(k.CONFIGMAPS, lock, cluster.ns)
-    create(cluster, "r1")
+    sc.create_restore(cluster, "r1")
     controller(lock_stale_after=3600)
     wait_for(lambda: status(cluster, "r1").get("lockHolder") == "manual", message="r1 to report the lock holder")
     time.sleep(1.0)
@@ -78,7 +73,7 @@ def test_stale_locks_are_cleaned_and_live_ones_kept(cluster, controller):
     cluster.kube.create(k.CONFIGMAPS, locks.lock_manifest(cluster.ns, "fourth", "holding",
                                                           holding["metadata"]["uid"], now), cluster.ns)
     # Live: held by a restore stuck in Restore (the mover hangs).
-    create(cluster, "live")
+    sc.create_restore(cluster, "live")
     controller(lock_stale_after=1.0, restore_timeout=600)
     wait_for(lambda: cluster.kube.get_or_none(k.CONFIGMAPS, locks.lock_name("other"), cluster.ns) is None,
              message="the ghost's lock to be deleted")
@@ -100,9 +95,9 @@ def _delete_and_wait_gone(cluster, name):
 
 def test_delete_in_initialize_and_restore(cluster, controller):
     sc.setup(cluster, result="Hang")
-    create(cluster, "first", partialData="ScaleBack")  # the default holds after partial data: test_partial_data.py
+    sc.create_restore(cluster, "first", partialData="ScaleBack")  # the default holds after partial data: test_partial_data.py
     time.sleep(1.1)
-    create(cluster, "second")
+    sc.create_restore(cluster, "second")
     controller(restore_timeout=600)
     sc.wait_phase(cluster, "first", "Restore")
     wait_for(lambda: status(cluster, "second").get("lockHolder") == "first", message="second to wait")
@@ -124,7 +119,7 @@ def test_delete_in_scale_down(cluster, controller):
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": cluster.ns},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}}, "template": template}}, cluster.ns)
     cluster.wait_running(2, pvc=sc.PVC)
-    create(cluster, "r1")
+    sc.create_restore(cluster, "r1")
     controller()
     wait_for(lambda: "waiting for 2 pod(s)" in (status(cluster, "r1").get("message") or ""),
              message="ScaleDown to wait for the terminating pods")
@@ -147,7 +142,7 @@ def test_scale_down_timeout(cluster, controller):
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": cluster.ns},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}}, "template": template}}, cluster.ns)
     cluster.wait_running(1, pvc=sc.PVC)
-    create(cluster, "r1")
+    sc.create_restore(cluster, "r1")
     controller(scale_down_timeout=2)
     restore = sc.wait_finished(cluster, "r1")
     assert restore["status"]["error"].startswith("timed out after 2s waiting for pods to stop")

@@ -13,11 +13,6 @@ from tests import scenario as sc
 from tests.helpers import wait_for
 
 
-def create(cluster, name="r1", **spec):
-    return cluster.kube.create(k.PVC_RESTORES, model.manifest(name, cluster.ns, model.Spec.from_dict(
-        {"pvc": sc.PVC, **spec})), cluster.ns)
-
-
 def held(cluster):
     """The workloads are stopped, the source paused, the PVC locked."""
     assert cluster.replicas(k.DEPLOYMENTS, "web") == 0 and cluster.replicas(k.STATEFULSETS, "db") == 0
@@ -36,7 +31,7 @@ def cli_run(kubeconfig, cluster, *args):
 def test_a_failed_mover_keeps_the_workloads_stopped_until_scale_back(cluster, controller, kubeconfig):
     sc.setup(cluster, result="Failed")
     controller()
-    create(cluster)
+    sc.create_restore(cluster)
     r1 = sc.wait_holding(cluster, "r1")
     status = r1["status"]
     assert status["dataIncomplete"] is True and status["moverStarted"]
@@ -62,11 +57,11 @@ def test_a_failed_mover_keeps_the_workloads_stopped_until_scale_back(cluster, co
 def test_a_retry_takes_the_held_workloads_over_and_brings_them_back(cluster, controller):
     sc.setup(cluster, result="Failed")
     controller()
-    create(cluster, "r1", previous=1)
+    sc.create_restore(cluster, "r1", previous=1)
     sc.wait_holding(cluster, "r1")
     held(cluster)
     cluster.simulate(snapshots={sc.REPOSITORY: sc.SNAPSHOTS}, result="Successful")
-    create(cluster, "r2", previous=1)
+    sc.create_restore(cluster, "r2", previous=1)
     r2 = sc.wait_finished(cluster, "r2")
     assert r2["status"].get("error") is None, r2["status"]
     assert r2["status"]["inheritedFrom"] == "r1"
@@ -79,7 +74,7 @@ def test_a_retry_takes_the_held_workloads_over_and_brings_them_back(cluster, con
 def test_cancel_after_the_mover_started_keeps_the_workloads_stopped(cluster, controller, kubeconfig):
     sc.setup(cluster, statefulset=0, deployment=2, result="Hang")
     controller()
-    create(cluster)
+    sc.create_restore(cluster)
     wait_for(lambda: (cluster.kube.get(k.PVC_RESTORES, "r1", cluster.ns).get("status") or {}).get("moverStarted"),
              message="the mover to start")
     result = cli_run(kubeconfig, cluster, "cancel", "r1", "--wait")
@@ -96,7 +91,7 @@ def test_cancel_after_the_mover_started_keeps_the_workloads_stopped(cluster, con
 def test_scale_back_is_still_an_option(cluster, controller):
     sc.setup(cluster, result="Failed")
     controller()
-    create(cluster, partialData="ScaleBack")
+    sc.create_restore(cluster, partialData="ScaleBack")
     done = sc.wait_finished(cluster, "r1")
     assert done["status"]["dataIncomplete"] is True
     assert any(c["type"] == "DataIncomplete" and "scaled back onto it" in c["message"]
@@ -107,7 +102,7 @@ def test_scale_back_is_still_an_option(cluster, controller):
 def test_the_copy_timeout_counts_from_the_mover_start_and_holds(cluster, controller):
     sc.setup(cluster, statefulset=0, deployment=2, result="Hang")
     controller(restore_timeout=2.0, mover_start_timeout=600.0)
-    create(cluster)
+    sc.create_restore(cluster)
     r1 = sc.wait_holding(cluster, "r1")
     assert "timed out after 2s of restoring" in r1["status"]["error"]
     assert cluster.replicas(k.DEPLOYMENTS, "web") == 0
@@ -118,7 +113,7 @@ def test_a_mover_that_never_starts_changes_nothing(cluster, controller):
     so the workloads come straight back."""
     sc.setup(cluster, statefulset=0, deployment=2, result="NotRunning")
     controller(restore_timeout=3600.0, mover_start_timeout=2.0)
-    create(cluster)
+    sc.create_restore(cluster)
     done = sc.wait_finished(cluster, "r1")
     assert "did not start within 2s" in done["status"]["error"] and "nothing was written" in done["status"]["error"]
     assert not done["status"].get("dataIncomplete")

@@ -95,12 +95,7 @@ def test_cli_start_and_undo_of_a_safety_backup_on_real_bytes(data, run_cli, requ
 def test_tui_restores_the_chosen_snapshot_on_real_bytes(data, real_controller, real_volsync):
     from tests.test_tui import SIZE, app_for, confirm_restore, open_restore_dialog, until, until_finished_on_screen
 
-    data.setup()
-    data.write(V1)
-    s1, _ = data.backup()
-    data.write(V2)
-    data.backup()
-    data.write(NOW)
+    s1 = data.two_backups_then_new_data()
     real_controller()
 
     async def scenario():

@@ -4,18 +4,9 @@ source's trigger comes back as it was, and `undo` restores that backup."""
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore.cli import cli
 from tests import scenario as sc
-
-
-@pytest.fixture
-def run(kubeconfig, namespace):
-    def invoke(*args):
-        return CliRunner().invoke(cli, [*args, "--kubeconfig", kubeconfig, "-n", namespace], catch_exceptions=False)
-    return invoke
 
 
 def test_safety_backup_then_undo(cluster, controller, run):

@@ -16,11 +16,6 @@ from kubectl_pvc_restore import model
 from tests import scenario as sc
 
 
-def create(cluster, name="r1", **spec):
-    return cluster.kube.create(k.PVC_RESTORES, model.manifest(name, cluster.ns, model.Spec.from_dict(
-        {"pvc": sc.PVC, **spec})), cluster.ns)
-
-
 def put_status(cluster, name, **fields):
     """Replace the status as any writer could (retrying when the controller wrote in between)."""
     for _ in range(20):
@@ -42,7 +37,7 @@ def generations(cluster, namespace=None):
 def test_a_finished_restore_never_runs_again(cluster, controller):
     sc.setup(cluster, statefulset=0, deployment=2)
     controller()
-    create(cluster)
+    sc.create_restore(cluster)
     done = sc.wait_finished(cluster, "r1")
     assert done["status"].get("error") is None
     before = generations(cluster)
@@ -59,7 +54,7 @@ def test_a_finished_restore_never_runs_again(cluster, controller):
 def test_recorded_replicas_cannot_be_changed_during_the_restore(cluster, controller):
     sc.setup(cluster, statefulset=0, deployment=2, delay=3.0)
     controller()
-    create(cluster)
+    sc.create_restore(cluster)
     running = sc.wait_phase(cluster, "r1", "Restore")
     owners = running["status"]["pvcOwners"]
     assert owners == [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "namespace": cluster.ns,
@@ -98,7 +93,7 @@ def test_a_future_restore_as_of_touches_nothing(cluster, controller):
     before = generations(cluster)
     controller()
     future = model.format_time(model.now().replace(year=model.now().year + 1))
-    create(cluster, restoreAsOf=future)
+    sc.create_restore(cluster, restoreAsOf=future)
     done = sc.wait_finished(cluster, "r1")
     assert done["status"]["error"] == f"spec.restoreAsOf {future!r} is in the future; no snapshot can be that new; " \
                                       "nothing was touched"
@@ -117,7 +112,7 @@ def test_untrusted_status_records_are_never_acted_on(cluster, controller, kube):
                   "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "victim"}},
                            "template": cluster.pod_template("victim", None)}}
         kube.create(k.DEPLOYMENTS, victim, other)
-        create(cluster)
+        sc.create_restore(cluster)
         # Before any controller runs: a status that goes straight to Finalize with hostile records (the CRD's rules
         # allow a first status; the chart's admission policy would refuse this writer).
         put_status(cluster, "r1", phase="Finalize", pvcOwners=[
@@ -204,7 +199,7 @@ def test_scaled_kinds_come_from_a_known_set(cluster, controller, kube):
         cluster.wait_running(1, pvc=sc.PVC)
 
         ctl = controller()
-        create(cluster, "r1")
+        sc.create_restore(cluster, "r1")
         failed = sc.wait_finished(cluster, "r1")
         assert "Widget w mounts the PVC but is not a kind this controller scales" in failed["status"]["error"]
         assert f"--extra-scale-kind {group}/v1/Widget" in failed["status"]["error"]
@@ -213,7 +208,7 @@ def test_scaled_kinds_come_from_a_known_set(cluster, controller, kube):
         import dataclasses
 
         ctl.settings = dataclasses.replace(ctl.settings, extra_scale_kinds=frozenset({(f"{group}/v1", "Widget")}))
-        create(cluster, "r2")
+        sc.create_restore(cluster, "r2")
         # The widget has no controller of its own here: play it, and remove its pod once it is scaled to 0.
         wait_for(lambda: cluster.kube.get(widgets, "w", cluster.ns)["spec"]["replicas"] == 0,
                  message="the Widget scaled to 0")
@@ -236,7 +231,7 @@ def _served(kube, res, namespace):
 def test_the_timeline_only_grows(cluster):
     """status.timeline's rule (written without CEL's list slice(), which Kubernetes 1.34 lacks: scripts/compat.sh
     runs this there): entries are appended, never changed, removed or reordered."""
-    create(cluster)
+    sc.create_restore(cluster)
     entries = [{"phase": p, "at": f"2024-05-01T10:00:0{i}Z"}
                for i, p in enumerate(["Initialize", "ScaleDown", "Restore", "Finalize", "Finished"])]
     put_status(cluster, "r1", timeline=entries[:1])

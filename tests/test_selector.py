@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
+from kubectl_pvc_restore.model import parse_time
 from kubectl_pvc_restore.selector import MAX_PREVIOUS, Selector, SelectorError, parse_annotation, parse_as_of
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -80,13 +81,24 @@ def test_invalid_values_explain_themselves(value, message):
 
 
 @given(st.text())
+@example("")
+@example("0")
+@example("3")
+@example("2025-12-31T10:00:00Z")
+@example("2025-12-31T10:00:00.5+01:00")
 def test_any_text_parses_or_raises_selector_error(text):
     try:
         selector = parse_annotation(text, now=NOW)
     except SelectorError as exc:
         assert str(exc)
     else:
-        assert selector.previous is None or selector.restore_as_of is None
+        # Whatever was accepted is one of the three forms, read exactly as written.
+        if selector.previous is not None:
+            assert text == str(selector.previous) and selector.previous > 0
+        elif selector.restore_as_of is not None:
+            assert parse_time(text).replace(microsecond=0) == parse_time(selector.restore_as_of) <= NOW
+        else:
+            assert text in ("", "0")
 
 
 def test_as_of_accepts_human_forms():

@@ -13,7 +13,7 @@ import subprocess
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import restic
 from tests.helpers import bind_role, identity_kubeconfig, wait_for
-from tests.real_scenario import NOW, PASSWORD, PVC, V1, V2, V3, digest
+from tests.real_scenario import PASSWORD, PVC, V1, V2, V3, digest
 
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
 
@@ -107,12 +107,7 @@ def test_tui_picker_restores_exactly_the_picked_snapshot_when_a_backup_lands_mea
                                                                                        real_volsync):
     from tests.test_tui import SIZE, app_for, confirm_restore, open_restore_dialog, until, until_finished_on_screen
 
-    data.setup()
-    data.write(V1)
-    s1, _ = data.backup()
-    data.write(V2)
-    data.backup()
-    data.write(NOW)
+    s1 = data.two_backups_then_new_data()
     real_controller()
 
     async def scenario():

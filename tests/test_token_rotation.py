@@ -38,7 +38,7 @@ from devtools.mover_simulator import MoverSimulator
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
 from tests import scenario as sc
-from tests.helpers import CLUSTER_ROLE_BINDINGS, SERVICE_ACCOUNTS, Cluster, SyncKube, wait_for
+from tests.helpers import CLUSTER_ROLE_BINDINGS, SERVICE_ACCOUNTS, Cluster, SyncKube, stop_process, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 #: Tokens live at most 1h (the smallest value kube-apiserver accepts for the flag), and a pod's token is not extended
@@ -154,15 +154,6 @@ def start_controller(config: Path, ns: str, log_dir: Path) -> subprocess.Popen:
     return proc
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 def restore_finishes(cluster: Cluster, name: str) -> None:
     cluster.kube.create(k.PVC_RESTORES, model.manifest(name, cluster.ns, model.Spec(pvc=sc.PVC)), cluster.ns)
     done = sc.wait_finished(cluster, name, timeout=90)
@@ -208,7 +199,7 @@ def test_controller_survives_the_expiry_of_its_token(short_tokens, tcluster, adm
         assert RETRY_LOG in text, text[-3000:]
         assert "poll failed" not in text, text[-3000:]
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 def test_controller_reads_a_rewritten_token_file_when_the_old_token_is_revoked(short_tokens, tcluster, admin_account,
@@ -234,7 +225,7 @@ def test_controller_reads_a_rewritten_token_file_when_the_old_token_is_revoked(s
         assert "poll failed" not in text, text[-3000:]
         assert proc.poll() is None
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 @pytest.mark.filterwarnings("ignore:Kubernetes version .* is not supported")

@@ -58,19 +58,11 @@ def _held_text(hold: Hold) -> list[str]:
     return lines
 
 
-def _selector_flags(r: PVCRestore) -> str:
-    if r.spec.restore_as_of:
-        return f" --as-of {r.spec.restore_as_of}"
-    if r.spec.previous:
-        return f" --previous {r.spec.previous}"
-    return ""
-
-
 def partial_data_fix(r: PVCRestore) -> str:
     """The commands that end a hold after partial data (as the restore's DataIncomplete condition names them)."""
     ns = r.namespace
     lines = [f"retry (takes the held workloads over, brings them back when it succeeds): kubectl pvc-restore start "
-             f"{r.spec.pvc} -n {ns}{_selector_flags(r)}"]
+             f"{r.spec.pvc} -n {ns}{r.spec.selector_flags()}"]
     if r.status.safety_backup is not None and r.status.safety_backup.completed_at:
         lines.append(f"or put back the safety backup taken just before: kubectl pvc-restore undo {r.name} -n {ns}")
     lines.append(f"or bring the workloads back onto the partial data on purpose: kubectl pvc-restore scale-back "
