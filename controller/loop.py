@@ -39,6 +39,7 @@ from .leader import LeaderElector
 from .lock_cleanup import clean_locks
 from .settings import Settings
 from .triggers import Triggers, wants_restore
+from .watched_list import WatchedList
 
 Objects = list[dict[str, Any]]
 log = logging.getLogger("pvc-restore.loop")
@@ -98,6 +99,8 @@ class Controller:
         self.skipped: dict[str, str] = {}
         #: uid -> restores in Finalize whose last reconcile the API server refused (401/403)
         self.blocked: dict[str, Blocked] = {}
+        #: scope -> its PVCs, kept current between polls by following their changes (watched_list.py)
+        self.pvc_lists: dict[str | None, WatchedList] = {}
 
     @property
     def active(self) -> bool:
@@ -109,6 +112,8 @@ class Controller:
         for task in self.tasks.values():
             task.cancel()
         self.blocked.clear()  # another replica acts now: its own signal counts
+        for pvc_list in self.pvc_lists.values():
+            pvc_list.invalidate()  # while another replica led, changes went unfollowed
         self._publish_blocked()
         metrics.publish_state(None)  # the new leader reports the state; a stale copy here would be counted twice
 
@@ -126,10 +131,20 @@ class Controller:
     async def _list_scope(self, ns: str | None) -> tuple[Objects, Objects, Objects]:
         """The three lists of one namespace (``None``: all namespaces). Locks are listed before PVCRestores so that a
         lock taken between the two is seen with its holder."""
-        pvcs = await self.kube.list(k.PVCS, ns, metadata_only=True)
+        pvcs = await self._pvc_list(ns).read()
         lock_objs = await self.kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
         restores = await self.kube.list(k.PVC_RESTORES, ns)
         return pvcs, lock_objs, restores
+
+    def _pvc_list(self, ns: str | None) -> WatchedList:
+        if ns not in self.pvc_lists:
+            self.pvc_lists[ns] = WatchedList(self.kube, k.PVCS, ns, metadata_only=True,
+                                             relist_after=self.settings.relist_interval)
+        return self.pvc_lists[ns]
+
+    async def _follow_changes(self, seconds: float) -> None:
+        """Between polls: follow the PVCs' changes for at most ``seconds`` (the next poll reads them from memory)."""
+        await asyncio.gather(*(pvc_list.follow(seconds) for pvc_list in self.pvc_lists.values()))
 
     async def _list(self) -> tuple[Objects, Objects, Objects, bool]:
         """PVCs, locks and PVCRestores of every watched namespace, and whether every namespace answered."""
@@ -174,6 +189,9 @@ class Controller:
         names = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in restores}
         for pvc in pvcs:
             if wants_restore(pvc):
+                # The trigger writes to the PVC: the next poll lists PVCs in full rather than act on an older copy.
+                for pvc_list in self.pvc_lists.values():
+                    pvc_list.invalidate()
                 meta = pvc["metadata"]
                 taken = {name for (n, name) in names if n == meta["namespace"]}
                 try:
@@ -305,11 +323,21 @@ class Controller:
                     log.exception("poll failed unexpectedly")
             if self.health:
                 self.health.last_loop = time.monotonic()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.poll_interval)
-            except asyncio.TimeoutError:
-                pass
+            await self._wait(stop)
         await self.drain()
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        """The wait between polls (ends early on stop), during which the leader follows the PVCs' changes."""
+        interval = self.settings.poll_interval
+        follow = asyncio.ensure_future(self._follow_changes(interval)) if self.active else None
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            if follow is not None:
+                follow.cancel()
+                await asyncio.gather(follow, return_exceptions=True)
 
     async def drain(self) -> None:
         """Let in-flight reconciles finish their current step (each is bounded by HTTP timeouts)."""

@@ -19,6 +19,9 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     #: Seconds between polls; phases that need no waiting run back to back within one poll.
     poll_interval: float = 5.0
+    #: Between polls the PVCs' changes are followed (a watch bounded by the wait); they are listed in full at the
+    #: start, after any error and at least this often (seconds).
+    relist_interval: float = 600.0
     #: Seconds the mover may restore (from when it started) before the restore fails (spec.timeout overrides).
     restore_timeout: float = 86400.0
     #: Seconds the Restore phase waits for the mover to start (nothing is written before) before it fails.

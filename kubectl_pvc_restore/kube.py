@@ -22,12 +22,14 @@ import logging
 import os
 import re
 import time
-from typing import Any
+from typing import Any, AsyncIterator
 
 from . import model, names
 
 DEFAULT_TIMEOUT = 15.0
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+#: The same for watch events: each event's object as PartialObjectMetadata.
+METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 #: After a 401 that fresh credentials did not cure (they were the same), credentials are not loaded again for this
@@ -47,6 +49,10 @@ class KubeError(Exception):
 
 class NotFound(KubeError):
     pass
+
+
+class Gone(KubeError):
+    """410: a watch's resourceVersion is older than the API server keeps history for; list again."""
 
 
 class Conflict(KubeError):
@@ -469,6 +475,70 @@ class Kube:
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return items
+
+    async def list_versioned(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
+                             metadata_only: bool = False, limit: int = 500
+                             ) -> tuple[builtins.list[dict[str, Any]], str]:
+        """All items and the resourceVersion of the list (the point a watch continues from). A list read in pages
+        is one consistent snapshot: every page is served at the first page's resourceVersion."""
+        items: builtins.list[dict[str, Any]] = []
+        token: str | None = None
+        version = ""
+        while True:
+            page = await self.request(
+                "GET", res.url(namespace), what=self._what(res, None, namespace),
+                params={"labelSelector": label_selector, "limit": limit, "continue": token},
+                accept=METADATA_LIST if metadata_only else None)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            version = version or meta.get("resourceVersion") or ""
+            token = meta.get("continue")
+            if not token:
+                return items, version
+
+    async def watch(self, res: Resource, namespace: str | None, resource_version: str, *,
+                    label_selector: str | None = None, metadata_only: bool = False,
+                    timeout_seconds: int = 60) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The changes since ``resource_version``, as ``(type, object)``: ADDED, MODIFIED, DELETED and BOOKMARK
+        (only its resourceVersion is meaningful), for at most ``timeout_seconds`` (the API server ends the watch
+        then; the caller may stop reading sooner). Raises Gone when that resourceVersion is too old (410): list again.
+        """
+        import httpx
+        import kr8s
+
+        params = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
+                  "timeoutSeconds": str(timeout_seconds), "labelSelector": label_selector}
+        url = res.url(namespace)
+        head, _, tail = url.rpartition("/")
+        what = f"watch {self._what(res, None, namespace)}"
+        headers = {"Accept": METADATA_WATCH if metadata_only else "application/json"}
+        try:
+            async with self.api.call_api("GET", version="", base=head, url=tail, raise_for_status=False,
+                                         stream=True, headers=headers,
+                                         params={k: v for k, v in params.items() if v is not None},
+                                         timeout=httpx.Timeout(self._timeout(),
+                                                               read=timeout_seconds + self._timeout())
+                                         ) as response:
+                if self.observer:
+                    self.observer("WATCH", response.status_code)
+                if response.is_error:
+                    await response.aread()
+                    raise _error_from_response(response, what)
+                async for line in response.aiter_lines():
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:
+                            raise Gone(f"{what}: resourceVersion {resource_version} is too old ({obj.get('message')})")
+                        raise KubeError(f"{what}: {obj.get('message') or obj}")
+                    yield kind, obj
+        except (httpx.TransportError, kr8s.APITimeoutError) as exc:
+            if self.observer:
+                self.observer("WATCH", None)
+            raise Unreachable(f"{what}: cannot reach the Kubernetes API server at {self.server}: "
+                              f"{exc or type(exc).__name__}") from exc
 
     async def create(self, res: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         namespace = namespace or body.get("metadata", {}).get("namespace")

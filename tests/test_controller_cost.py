@@ -1,5 +1,6 @@
-"""The poll loop's cost and independence: an idle poll makes a constant number of LIST calls whatever the number
-of PVCs (PVCs as metadata only), and one stuck restore does not hold up another."""
+"""The poll loop's cost and independence: the PVCs are listed once (metadata only) and then only their changes are
+followed between polls, so an idle poll costs no PVC list whatever their number; and one stuck restore does not hold
+up another."""
 
 from __future__ import annotations
 
@@ -20,19 +21,50 @@ class CountingKube(k.Kube):
         return await super().request(method, url, **kwargs)
 
 
-def test_idle_poll_makes_three_lists_whatever_the_number_of_pvcs(cluster, portal, kube):
+def pvc_names(kube, ns):
+    return sorted(p["metadata"]["name"] for p in kube.list(k.PVCS, ns))
+
+
+def test_pvcs_are_listed_once_then_only_their_changes_are_followed(cluster, portal, kube):
     counting = CountingKube(kube.kube.api)
-    ctl = Controller(counting, Settings(namespace=cluster.ns))
+    ctl = Controller(counting, Settings(namespace=cluster.ns, poll_interval=0.5))
     for n in (1, 25):
         while len(kube.list(k.PVCS, cluster.ns)) < n:
             cluster.pvc(f"pvc-{len(kube.list(k.PVCS, cluster.ns))}")
         counting.calls.clear()
         for _ in range(3):
             portal.call(ctl.poll)
-        assert len(counting.calls) == 9, counting.calls
-        assert all(method == "GET" for method, _, _ in counting.calls)
+            portal.call(ctl._follow_changes, 0.5)  # the wait between polls
         pvc_lists = [c for c in counting.calls if c[1].endswith("/persistentvolumeclaims")]
-        assert len(pvc_lists) == 3 and all(accept == k.METADATA_LIST for _, _, accept in pvc_lists)
+        # The first poll lists the PVCs (metadata only); later ones, and the round with 24 more PVCs, list none:
+        # what was created in between arrived through the followed changes.
+        assert len(pvc_lists) == (1 if n == 1 else 0), counting.calls
+        assert all(accept == k.METADATA_LIST for _, _, accept in pvc_lists)
+        assert len(counting.calls) == len(pvc_lists) + 3 * 2  # each poll: the locks and the PVCRestores
+        assert all(method == "GET" for method, _, _ in counting.calls)
+        followed = ctl.pvc_lists[cluster.ns]
+        assert sorted(name for _, name in followed.items) == pvc_names(kube, cluster.ns)
+    # A deleted PVC leaves the followed list too.
+    kube.delete(k.PVCS, "pvc-3", cluster.ns)
+    portal.call(ctl._follow_changes, 1.0)
+    assert ("pvc-3" not in {name for _, name in ctl.pvc_lists[cluster.ns].items})
+
+
+def test_a_watch_the_api_server_refuses_lists_again(cluster, portal, kube):
+    counting = CountingKube(kube.kube.api)
+    ctl = Controller(counting, Settings(namespace=cluster.ns, poll_interval=0.5))
+    cluster.pvc("first")
+    portal.call(ctl.poll)
+    followed = ctl.pvc_lists[cluster.ns]
+    # A resourceVersion the API server cannot watch from (as after etcd compacted it away: 410 Gone, the same path).
+    followed.version = "not-a-version"
+    portal.call(ctl._follow_changes, 2.0)
+    assert followed.version is None, "a refused watch must lead to a full list"
+    cluster.pvc("second")
+    counting.calls.clear()
+    portal.call(ctl.poll)
+    assert [c for c in counting.calls if c[1].endswith("/persistentvolumeclaims")], "no full list after the refusal"
+    assert sorted(name for _, name in followed.items) == pvc_names(kube, cluster.ns)
 
 
 def test_a_stuck_restore_does_not_delay_another(cluster, controller):

@@ -82,6 +82,9 @@ class ListingKube:
             raise k.Forbidden(f"list {res.plural} in namespace {namespace}: permission denied")
         return []
 
+    async def list_versioned(self, res, namespace=None, **kwargs):  # the PVCs' list, the point to follow from
+        return await self.list(res, namespace, **kwargs), "1"
+
 
 def test_poll_lists_per_namespace_and_skips_one_that_fails(caplog):
     kube = ListingKube(forbidden={"b"})

@@ -56,10 +56,11 @@ The one copy, rendered into the ClusterRole (all namespaces) or into a Role per 
 - apiGroups: [pvc-restore.homelab-helper.benfiola.com]
   resources: [pvcrestores/status]
   verbs: [update]
-# PVCs: metadata list every poll; read one; the annotation claim and clear.
+# PVCs: a metadata list now and then, their changes followed between polls (watch, bounded by the poll interval);
+# read one; the annotation claim and clear.
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
-  verbs: [get, list, patch]
+  verbs: [get, list, watch, patch]
 # Pods that mount the PVC (bare ones are deleted only when a restore allows it), and volsync's mover pods.
 - apiGroups: [""]
   resources: [pods]

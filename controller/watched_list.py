@@ -1,0 +1,111 @@
+"""A list kept current between polls at the cost of its changes, not of its size.
+
+The controller polls. The PVC list is the one that grows with the cluster (thousands of PVCs, almost none of them
+ever annotated), so between two polls the controller asks the API server only for what changed since the last one: a
+watch from the last resourceVersion, bounded by the wait between polls (never a long-lived watch: it ends when the
+wait does). A poll then reads the list from memory. The list is read in full at the start, every ``relist_after``
+seconds, after "410 Gone" (the API server no longer keeps the history since that resourceVersion), after any error
+of the watch, and after the controller itself wrote to one of its objects (so that a poll never acts on a copy older
+than its own write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import Any
+
+from kubectl_pvc_restore import kube as k
+
+log = logging.getLogger("pvc-restore.watched-list")
+
+
+class WatchedList:
+    def __init__(self, kube: k.Kube, res: k.Resource, namespace: str | None, *, metadata_only: bool = False,
+                 relist_after: float = 600.0) -> None:
+        self.kube, self.res, self.namespace = kube, res, namespace
+        self.metadata_only = metadata_only
+        self.relist_after = relist_after
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.version: str | None = None  # None: list in full at the next read
+        self.listed_at = float("-inf")
+        #: What each read cost, for the benchmarks and the log: full lists, watches, events applied.
+        self.lists = self.watches = self.events = 0
+
+    def invalidate(self) -> None:
+        """The next read lists in full (e.g. after the controller wrote to one of these objects)."""
+        self.version = None
+
+    @staticmethod
+    def _key(obj: dict[str, Any]) -> tuple[str, str]:
+        meta = obj.get("metadata") or {}
+        return meta.get("namespace") or "", meta.get("name") or ""
+
+    async def read(self) -> list[dict[str, Any]]:
+        """The objects as of the last list plus every change followed since."""
+        if self.version is None or time.monotonic() - self.listed_at > self.relist_after:
+            items, version = await self.kube.list_versioned(self.res, self.namespace,
+                                                            metadata_only=self.metadata_only)
+            self.items = {self._key(obj): obj for obj in items}
+            self.version = version or None
+            self.listed_at = time.monotonic()
+            self.lists += 1
+        return list(self.items.values())
+
+    async def follow(self, seconds: float) -> None:
+        """Apply the changes the API server reports within the next ``seconds`` (returns when they are up; callers
+        may also cancel it). Any failure only means the next read lists in full."""
+        if self.version is None:
+            return
+        self.watches += 1
+        try:
+            async with asyncio.timeout(seconds) if hasattr(asyncio, "timeout") else _Deadline(seconds):
+                async for kind, obj in self.kube.watch(self.res, self.namespace, self.version,
+                                                       metadata_only=self.metadata_only,
+                                                       timeout_seconds=max(1, math.ceil(seconds))):
+                    version = (obj.get("metadata") or {}).get("resourceVersion")
+                    if kind == "DELETED":
+                        self.items.pop(self._key(obj), None)
+                    elif kind in ("ADDED", "MODIFIED"):
+                        self.items[self._key(obj)] = obj
+                    if kind != "BOOKMARK":
+                        self.events += 1
+                    if version:
+                        self.version = version
+        except (TimeoutError, asyncio.TimeoutError):
+            pass  # the wait between polls is over
+        except k.Gone:
+            log.info("%s: the watch's resourceVersion expired; listing again", self.res.plural)
+            self.version = None
+        except k.KubeError as exc:
+            log.info("%s: following changes failed (%s); listing again", self.res.plural, exc)
+            self.version = None
+
+
+class _Deadline:
+    """``asyncio.timeout`` for Python 3.10: cancel the block after ``seconds``, raising TimeoutError."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._handle: asyncio.TimerHandle | None = None
+        self._expired = False
+
+    async def __aenter__(self) -> _Deadline:
+        task = asyncio.current_task()
+        assert task is not None
+
+        def expire() -> None:
+            self._expired = True
+            task.cancel()
+
+        self._handle = asyncio.get_running_loop().call_later(self.seconds, expire)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if self._handle is not None:
+            self._handle.cancel()
+        if self._expired and exc_type is asyncio.CancelledError:
+            raise TimeoutError
+        return False
