@@ -1,4 +1,4 @@
-"""`kubectl pvc-restore --help` and command completion import click alone: neither kr8s nor textual."""
+"""`kubectl pvc-restore --help` and command completion import click alone: neither kr8s nor textual (nor asyncio)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ try:
     main()
 except SystemExit:
     pass
-heavy = sorted(m for m in ("kr8s", "textual", "httpx", "yaml", "dateutil") if m in sys.modules)
+heavy = sorted(m for m in ("kr8s", "textual", "httpx", "yaml", "dateutil", "asyncio") if m in sys.modules)
 print("HEAVY:" + ",".join(heavy))
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import difflib
@@ -108,6 +107,8 @@ def command(func: Callable[..., Awaitable[int | None]] | None = None, *,
 
 
 def run_async(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, options: dict[str, Any]) -> int:
+    import asyncio  # lazily, like kr8s: --help and completion never start an event loop
+
     return asyncio.run(_run(func, opts, options))
 
 
@@ -258,6 +259,7 @@ def print_progress(obj: dict[str, Any], last: tuple | None) -> tuple:
 
 async def follow(client: Client, name: str, timeout: float | None) -> int:
     """Print phase changes until Finished; 0 on success, 1 with the error otherwise."""
+    import asyncio
     import time
 
     last = None
