@@ -189,9 +189,10 @@ class Controller:
         names = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in restores}
         for pvc in pvcs:
             if wants_restore(pvc):
-                # The trigger writes to the PVC: the next poll lists PVCs in full rather than act on an older copy.
-                for pvc_list in self.pvc_lists.values():
-                    pvc_list.invalidate()
+                # The trigger writes to the PVC: the next poll reads it again rather than act on an older copy.
+                for scope, pvc_list in self.pvc_lists.items():
+                    if scope in (None, pvc["metadata"]["namespace"]):
+                        pvc_list.reread(pvc["metadata"]["namespace"], pvc["metadata"]["name"])
                 meta = pvc["metadata"]
                 taken = {name for (n, name) in names if n == meta["namespace"]}
                 try:

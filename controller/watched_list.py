@@ -5,8 +5,8 @@ ever annotated), so between two polls the controller asks the API server only fo
 watch from the last resourceVersion, bounded by the wait between polls (never a long-lived watch: it ends when the
 wait does). A poll then reads the list from memory. The list is read in full at the start, every ``relist_after``
 seconds, after "410 Gone" (the API server no longer keeps the history since that resourceVersion), after any error
-of the watch, and after the controller itself wrote to one of its objects (so that a poll never acts on a copy older
-than its own write).
+of the watch. An object the controller itself wrote to is read again before the next poll (one GET), so that a poll
+never acts on a copy older than its own write.
 """
 
 from __future__ import annotations
@@ -31,12 +31,18 @@ class WatchedList:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.version: str | None = None  # None: list in full at the next read
         self.listed_at = float("-inf")
+        #: Objects to read again before the next poll (the controller wrote to them).
+        self.stale: set[tuple[str, str]] = set()
         #: What each read cost, for the benchmarks and the log: full lists, watches, events applied.
         self.lists = self.watches = self.events = 0
 
     def invalidate(self) -> None:
-        """The next read lists in full (e.g. after the controller wrote to one of these objects)."""
+        """The next read lists in full."""
         self.version = None
+
+    def reread(self, namespace: str, name: str) -> None:
+        """The controller wrote to this object: the next read gets it again."""
+        self.stale.add((namespace, name))
 
     @staticmethod
     def _key(obj: dict[str, Any]) -> tuple[str, str]:
@@ -52,6 +58,14 @@ class WatchedList:
             self.version = version or None
             self.listed_at = time.monotonic()
             self.lists += 1
+            self.stale.clear()
+        for key in sorted(self.stale):
+            obj = await self.kube.get_metadata(self.res, key[1], key[0] or None)
+            if obj is None:
+                self.items.pop(key, None)
+            else:
+                self.items[key] = obj
+            self.stale.discard(key)
         return list(self.items.values())
 
     async def follow(self, seconds: float) -> None:

@@ -28,7 +28,7 @@ from . import model, names
 
 DEFAULT_TIMEOUT = 15.0
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-#: The same for watch events: each event's object as PartialObjectMetadata.
+#: The same for one object and for watch events: PartialObjectMetadata.
 METADATA_WATCH = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -437,6 +437,14 @@ class Kube:
 
     async def get(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any]:
         return await self.request("GET", res.url(namespace, name), what=self._what(res, name, namespace))
+
+    async def get_metadata(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object's metadata only (PartialObjectMetadata), or None when it does not exist."""
+        try:
+            return await self.request("GET", res.url(namespace, name), what=self._what(res, name, namespace),
+                                      accept=METADATA_WATCH)
+        except NotFound:
+            return None
 
     async def get_or_none(self, res: Resource, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         try:
