@@ -61,6 +61,24 @@ async def raw_get(kube: k.Kube) -> tuple[float, int]:
     return time.perf_counter() - started, size
 
 
+def controller_rss(kubeconfig: Path) -> tuple[float, float]:
+    """Run the real controller on the namespace for a few polls; its resident memory then and at its peak (MB)."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "controller", "--kubeconfig", str(kubeconfig), "--namespace", NS,
+                             "--poll-interval", "1", "--health-address", "", "--metrics-address", ""],
+                            cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(8)
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 async def timed(fn, runs: int) -> list[float]:
     times = []
     for _ in range(runs):
@@ -108,6 +126,7 @@ async def run(args: argparse.Namespace, kubeconfig: Path) -> None:
 
     raw = [await raw_get(kube) for _ in range(args.polls)]
     full = await timed(lambda: kube.list(k.PVCS, NS, metadata_only=True), args.polls)
+    full_big = await timed(lambda: kube.list_versioned(k.PVCS, NS, metadata_only=True, limit=5000), args.polls)
     ctl = Controller(kube, Settings(namespace=NS, poll_interval=1.0))
     first = await timed(ctl.poll, 1)
     idle = []
@@ -118,14 +137,18 @@ async def run(args: argparse.Namespace, kubeconfig: Path) -> None:
     floor = statistics.median(t for t, _ in raw)
     print(f"{'measure':<52} {'median':>9} {'vs floor':>9}")
     print(f"{'raw GET of the metadata list (floor, %.1f MB)' % (raw[0][1] / 1e6):<52} {floor * 1000:8.0f}ms {1:8.2f}x")
-    print(f"{'full list (paged 500, parsed)':<52} {statistics.median(full) * 1000:8.0f}ms "
+    print(f"{'full list (paged 500 as kubectl, parsed)':<52} {statistics.median(full) * 1000:8.0f}ms "
           f"{statistics.median(full) / floor:8.2f}x")
+    print(f"{'full list (pages of 5000, as the controller, parsed)':<52} {statistics.median(full_big) * 1000:8.0f}ms "
+          f"{statistics.median(full_big) / floor:8.2f}x")
     print(f"{'first poll (lists PVCs in full)':<52} {first[0] * 1000:8.0f}ms {first[0] / floor:8.2f}x")
     print(f"{'idle poll (PVC changes followed, none listed)':<52} {statistics.median(idle) * 1000:8.0f}ms "
           f"{statistics.median(idle) / floor:8.2f}x")
     followed = ctl.pvc_lists[NS]
     print(f"PVC lists during the idle polls: {followed.lists - 1}; watches: {followed.watches}; "
-          f"max RSS of this process: {rss:.0f} MB")
+          f"max RSS of this benchmark process: {rss:.0f} MB")
+    now_mb, peak_mb = controller_rss(kubeconfig)
+    print(f"the controller process (python -m controller, 8 s of polls at 1s): RSS {now_mb:.0f} MB, peak {peak_mb:.0f} MB")
     if args.pickups:
         lat = await pickup(kube, args.pickups)
         print(f"pickup at --poll-interval 1s ({len(lat)} annotations): median {statistics.median(lat):.2f}s, "

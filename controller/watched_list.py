@@ -21,13 +21,25 @@ from kubectl_pvc_restore import kube as k
 
 log = logging.getLogger("pvc-restore.watched-list")
 
+#: The metadata a poll reads of a PVC (the annotation trigger, its conditional writes, Events about it); the rest,
+#: managedFields above all, is dropped, so that 10,000 held PVCs cost a fraction of the memory of the raw list.
+KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+                 "deletionTimestamp", "labels", "annotations", "ownerReferences")
+
+
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    return {"metadata": {key: meta[key] for key in KEPT_METADATA if key in meta}}
+
 
 class WatchedList:
     def __init__(self, kube: k.Kube, res: k.Resource, namespace: str | None, *, metadata_only: bool = False,
-                 relist_after: float = 600.0) -> None:
+                 relist_after: float = 600.0, page_size: int = 5000) -> None:
         self.kube, self.res, self.namespace = kube, res, namespace
         self.metadata_only = metadata_only
         self.relist_after = relist_after
+        #: Objects per page of a full list: few round trips (kubectl's 500 makes 20 for 10,000 PVCs), bounded memory.
+        self.page_size = page_size
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.version: str | None = None  # None: list in full at the next read
         self.listed_at = float("-inf")
@@ -52,9 +64,9 @@ class WatchedList:
     async def read(self) -> list[dict[str, Any]]:
         """The objects as of the last list plus every change followed since."""
         if self.version is None or time.monotonic() - self.listed_at > self.relist_after:
-            items, version = await self.kube.list_versioned(self.res, self.namespace,
+            items, version = await self.kube.list_versioned(self.res, self.namespace, limit=self.page_size,
                                                             metadata_only=self.metadata_only)
-            self.items = {self._key(obj): obj for obj in items}
+            self.items = {self._key(obj): slim(obj) for obj in items}
             self.version = version or None
             self.listed_at = time.monotonic()
             self.lists += 1
@@ -64,7 +76,7 @@ class WatchedList:
             if obj is None:
                 self.items.pop(key, None)
             else:
-                self.items[key] = obj
+                self.items[key] = slim(obj)
             self.stale.discard(key)
         return list(self.items.values())
 
@@ -83,7 +95,7 @@ class WatchedList:
                     if kind == "DELETED":
                         self.items.pop(self._key(obj), None)
                     elif kind in ("ADDED", "MODIFIED"):
-                        self.items[self._key(obj)] = obj
+                        self.items[self._key(obj)] = slim(obj)
                     if kind != "BOOKMARK":
                         self.events += 1
                     if version:

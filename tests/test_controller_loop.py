@@ -34,3 +34,18 @@ def test_the_loop_survives_any_exception_from_one_poll(caplog):
     failed = [r for r in caplog.records if "poll failed" in r.getMessage()]
     assert [r.levelno for r in failed] == [logging.ERROR, logging.WARNING]
     assert failed[0].exc_info is not None  # the unexpected one is logged with its traceback
+
+
+def test_a_held_pvc_keeps_what_a_poll_reads_and_drops_managed_fields():
+    from controller.watched_list import slim
+    from controller.triggers import wants_restore
+
+    pvc = {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {
+        "name": "data", "namespace": "apps", "uid": "u1", "resourceVersion": "42",
+        "annotations": {"pvc-restore.homelab-helper.benfiola.com/restore": ""}, "labels": {"app": "web"},
+        "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:metadata": {}}}], "finalizers": ["x"]}}
+    held = slim(pvc)
+    assert "managedFields" not in held["metadata"] and "finalizers" not in held["metadata"]
+    assert {key: held["metadata"][key] for key in ("name", "namespace", "uid", "resourceVersion", "labels")} == {
+        "name": "data", "namespace": "apps", "uid": "u1", "resourceVersion": "42", "labels": {"app": "web"}}
+    assert wants_restore(held) and held["metadata"]["annotations"] == pvc["metadata"]["annotations"]
