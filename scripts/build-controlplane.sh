@@ -25,33 +25,16 @@ k8s_version=${PVC_RESTORE_KUBERNETES_VERSION:-$pinned}
 [[ "$k8s_version" =~ ^v1\.[0-9]+\.[0-9]+$ ]] \
   || { echo "PVC_RESTORE_KUBERNETES_VERSION=$k8s_version: give a release as v1.N.P" >&2; exit 1; }
 volsync_version=$(cat "$tools/volsync.version")
-key=$( (cat "$tools"/*/go.mod "$tools"/*/go.sum "$tools/volsync.version" "$tools/ecosystem.versions" "$0"
+# shellcheck source=scripts/lib/cache.sh
+. "$repo/scripts/lib/cache.sh"
+key=$( (cat "$tools"/*/go.mod "$tools"/*/go.sum "$tools/volsync.version" "$tools/ecosystem.versions" "$0" \
+          "$repo/scripts/lib/cache.sh"
         echo "$k8s_version") | sha256sum | cut -c1-12)
-cache_root="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}"
 cache="$cache_root/controlplane-$k8s_version-$key"
-
-if [ -f "$cache/complete" ]; then
-  echo "$cache"
-  exit 0
-fi
-
-command -v go >/dev/null || { echo "go is required (Go >= 1.26) to build the control plane" >&2; exit 1; }
 log() { printf '[build-controlplane] %s\n' "$*" >&2; }
-# Test sessions and compatibility runs may start this concurrently: one builds a version, the others that want the
-# same version wait and reuse its result (other versions build beside it).
-mkdir -p "$cache_root"
-exec 9>"$cache_root/.controlplane-$k8s_version.lock"
-if ! flock -n 9; then
-  log "waiting for another build-controlplane.sh to finish"
-  flock 9
-fi
-if [ -f "$cache/complete" ]; then
-  echo "$cache"
-  exit 0
-fi
-started=$(date +%s)
-work="$cache.partial"
-rm -rf "$work"
+
+# One build per Kubernetes version at a time (another version builds beside it).
+cache_begin "the control plane ($k8s_version)" "controlplane-$k8s_version"
 mkdir -p "$work/bin" "$work/crds"
 
 k8s_mod="$tools/kubernetes"
@@ -150,12 +133,7 @@ if [ "$k8s_mod" != "$tools/kubernetes" ]; then  # keep the generated module: wha
   cp "$k8s_mod/go.sum" "$work/kubernetes.go.sum"
   rm -rf "$work/src"
 fi
-rm -rf "$cache"
-mv "$work" "$cache"
 # Older builds of the same versions are superseded (about 600 MB each); builds of other versions are kept (the
 # compatibility runs use them). Running clusters keep their own copies of the binaries.
-find "$cache_root" -maxdepth 1 -regextype posix-extended -regex ".*/controlplane-${k8s_version//./\\.}-[0-9a-f]{12}" \
-  ! -path "$cache" -exec rm -rf {} + 2>/dev/null || true
-echo "built in $(( $(date +%s) - started ))s" > "$cache/complete"
-log "done in $(( $(date +%s) - started ))s: $cache"
+cache_finish "controlplane-$k8s_version-????????????"
 echo "$cache"

@@ -22,31 +22,14 @@ operator="$repo/tools/prometheus-operator"
 
 version=$(sed -nE 's/^[[:space:]]*github\.com\/prometheus\/prometheus (v[0-9.]+).*/\1/p' "$tools/go.mod" | head -n1)
 [ -n "$version" ] || { echo "tools/promtool/go.mod does not pin github.com/prometheus/prometheus" >&2; exit 1; }
-key=$( (cat "$tools/go.mod" "$tools/go.sum" "$operator/go.mod" "$operator/go.sum" "$0") | sha256sum | cut -c1-12)
-cache_root="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}"
+# shellcheck source=scripts/lib/cache.sh
+. "$repo/scripts/lib/cache.sh"
+key=$( (cat "$tools/go.mod" "$tools/go.sum" "$operator/go.mod" "$operator/go.sum" "$0" "$repo/scripts/lib/cache.sh") \
+  | sha256sum | cut -c1-12)
 cache="$cache_root/promtool-$version-$key"
-
-if [ -f "$cache/complete" ]; then
-  echo "$cache"
-  exit 0
-fi
-
-command -v go >/dev/null || { echo "go is required (Go >= 1.26) to build promtool" >&2; exit 1; }
 log() { printf '[build-promtool] %s\n' "$*" >&2; }
-# Test sessions may start this concurrently: one builds, the others wait for it and reuse its result.
-mkdir -p "$cache_root"
-exec 9>"$cache_root/.promtool.lock"
-if ! flock -n 9; then
-  log "waiting for another build-promtool.sh to finish"
-  flock 9
-fi
-if [ -f "$cache/complete" ]; then
-  echo "$cache"
-  exit 0
-fi
-started=$(date +%s)
-work="$cache.partial"
-rm -rf "$work"
+
+cache_begin promtool promtool
 mkdir -p "$work/bin" "$work/crds"
 
 # Prometheus 3.x's version string: v0.316.0 -> 3.16.0.
@@ -68,11 +51,5 @@ cp "$operator_dir"/example/prometheus-operator-crd/monitoring.coreos.com_{promet
 chmod u+w "$work"/crds/*.yaml
 
 echo "$version" > "$work/version"
-rm -rf "$cache"
-mv "$work" "$cache"
-# Builds of other pins are superseded.
-find "$cache_root" -maxdepth 1 -name 'promtool-*' ! -name '*.partial' ! -path "$cache" -exec rm -rf {} + 2>/dev/null \
-  || true
-echo "built in $(( $(date +%s) - started ))s" > "$cache/complete"
-log "done in $(( $(date +%s) - started ))s: $cache"
+cache_finish 'promtool-*'  # builds of other pins are superseded
 echo "$cache"

@@ -27,31 +27,15 @@ pinned=$(sed -nE "s/^(require)?[[:space:]]*github\.com\/backube\/volsync (v[0-9.
 volsync_version=${PVC_RESTORE_VOLSYNC_VERSION:-$pinned}
 [[ "$volsync_version" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] \
   || { echo "PVC_RESTORE_VOLSYNC_VERSION=$volsync_version: give a release as vX.Y.Z" >&2; exit 1; }
-key=$( (cat "$tools"/*/go.mod "$tools"/*/go.sum "$0"; echo "$volsync_version") | sha256sum | cut -c1-12)
-cache="${PVC_RESTORE_CACHE:-$HOME/.cache/pvc-restore}/volsync-$volsync_version-$key"
-
-if [ -f "$cache/complete" ]; then
-  echo "$cache"
-  exit 0
-fi
-
-command -v go >/dev/null || { echo "go is required (Go >= 1.26) to build volsync" >&2; exit 1; }
+# shellcheck source=scripts/lib/cache.sh
+. "$repo/scripts/lib/cache.sh"
+key=$( (cat "$tools"/*/go.mod "$tools"/*/go.sum "$0" "$repo/scripts/lib/cache.sh"; echo "$volsync_version") \
+  | sha256sum | cut -c1-12)
+cache="$cache_root/volsync-$volsync_version-$key"
 log() { printf '[build-volsync] %s\n' "$*" >&2; }
-# Test sessions may start this concurrently: one builds a version, the others that want the same version wait for
-# it and reuse its result (instead of deleting its work directory, or its finished build while a test uses it).
-mkdir -p "$(dirname "$cache")"
-exec 9>"$(dirname "$cache")/.volsync-$volsync_version.lock"
-if ! flock -n 9; then
-  log "waiting for another build-volsync.sh to finish"
-  flock 9
-fi
-if [ -f "$cache/complete" ]; then
-  echo "$cache"
-  exit 0
-fi
-started=$(date +%s)
-work="$cache.partial"
-rm -rf "$work"
+
+# One build per volsync version at a time (another version builds beside it).
+cache_begin "volsync $volsync_version" "volsync-$volsync_version"
 mkdir -p "$work/bin" "$work/crds" "$work/crds-optional"
 
 volsync_mod="$tools/volsync"
@@ -93,11 +77,6 @@ rm -rf "$work/src"
 "$work/bin/rest-server" --version >&2
 
 echo "$volsync_version" > "$work/version"
-rm -rf "$cache"
-mv "$work" "$cache"
 # Older builds of the same volsync version are superseded (about 100 MB each); other versions are kept.
-find "$(dirname "$cache")" -maxdepth 1 -regextype posix-extended \
-  -regex ".*/volsync-${volsync_version//./\\.}-[0-9a-f]{12}" ! -path "$cache" -exec rm -rf {} + 2>/dev/null || true
-echo "built in $(( $(date +%s) - started ))s" > "$cache/complete"
-log "done in $(( $(date +%s) - started ))s: $cache"
+cache_finish "volsync-$volsync_version-????????????"
 echo "$cache"
