@@ -57,7 +57,7 @@ async def enter(run: Run, phase: Phase, message: str) -> None:
     if previous is None:
         metrics.RESTORES_STARTED.inc()
     else:
-        metrics.PHASE_DURATION.labels(phase=previous.value).observe(run.phase_age())
+        metrics.PHASE_DURATION.labels(phase=previous.value).observe(run.elapsed())
     status.phase = phase
     entered = now()
     status.phase_start_time = format_time(entered)

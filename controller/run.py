@@ -120,9 +120,6 @@ class Run:
         started = parse_time(since if since is not None else self.status.phase_start_time) or now()
         return (now() - started).total_seconds()
 
-    def phase_age(self) -> float:
-        return self.elapsed()
-
     def overdue(self, limit: float, since: str | None = None) -> bool:
         """A deadline: more than ``limit`` seconds since ``since`` (by default, since this phase began)."""
         return self.elapsed(since) > limit

@@ -86,21 +86,24 @@ class WatchedList:
         if self.version is None:
             return
         self.watches += 1
+
+        async def apply_changes() -> None:
+            async for kind, obj in self.kube.watch(self.res, self.namespace, self.version or "",
+                                                   metadata_only=self.metadata_only,
+                                                   timeout_seconds=max(1, math.ceil(seconds))):
+                version = (obj.get("metadata") or {}).get("resourceVersion")
+                if kind == "DELETED":
+                    self.items.pop(self._key(obj), None)
+                elif kind in ("ADDED", "MODIFIED"):
+                    self.items[self._key(obj)] = slim(obj)
+                if kind != "BOOKMARK":
+                    self.events += 1
+                if version:
+                    self.version = version
+
         try:
-            async with asyncio.timeout(seconds) if hasattr(asyncio, "timeout") else _Deadline(seconds):
-                async for kind, obj in self.kube.watch(self.res, self.namespace, self.version,
-                                                       metadata_only=self.metadata_only,
-                                                       timeout_seconds=max(1, math.ceil(seconds))):
-                    version = (obj.get("metadata") or {}).get("resourceVersion")
-                    if kind == "DELETED":
-                        self.items.pop(self._key(obj), None)
-                    elif kind in ("ADDED", "MODIFIED"):
-                        self.items[self._key(obj)] = slim(obj)
-                    if kind != "BOOKMARK":
-                        self.events += 1
-                    if version:
-                        self.version = version
-        except (TimeoutError, asyncio.TimeoutError):
+            await asyncio.wait_for(apply_changes(), seconds)
+        except asyncio.TimeoutError:
             pass  # the wait between polls is over
         except k.Gone:
             log.info("%s: the watch's resourceVersion expired; listing again", self.res.plural)
@@ -109,29 +112,3 @@ class WatchedList:
             log.info("%s: following changes failed (%s); listing again", self.res.plural, exc)
             self.version = None
 
-
-class _Deadline:
-    """``asyncio.timeout`` for Python 3.10: cancel the block after ``seconds``, raising TimeoutError."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._handle: asyncio.TimerHandle | None = None
-        self._expired = False
-
-    async def __aenter__(self) -> _Deadline:
-        task = asyncio.current_task()
-        assert task is not None
-
-        def expire() -> None:
-            self._expired = True
-            task.cancel()
-
-        self._handle = asyncio.get_running_loop().call_later(self.seconds, expire)
-        return self
-
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
-        if self._handle is not None:
-            self._handle.cancel()
-        if self._expired and exc_type is asyncio.CancelledError:
-            raise TimeoutError
-        return False

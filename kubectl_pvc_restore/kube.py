@@ -470,22 +470,12 @@ class Kube:
         limit: int = 500,
     ) -> list[dict[str, Any]]:
         """All items (following ``continue``); ``namespace=None`` lists across namespaces."""
-        items: list[dict[str, Any]] = []
-        token: str | None = None
-        while True:
-            page = await self.request(
-                "GET", res.url(namespace), what=self._what(res, None, namespace),
-                params={"labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit,
-                        "continue": token},
-                accept=METADATA_LIST if metadata_only else None,
-            )
-            items.extend(page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return items
+        items, _ = await self.list_versioned(res, namespace, label_selector=label_selector,
+                                             field_selector=field_selector, metadata_only=metadata_only, limit=limit)
+        return items
 
     async def list_versioned(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
-                             metadata_only: bool = False, limit: int = 500
+                             field_selector: str | None = None, metadata_only: bool = False, limit: int = 500
                              ) -> tuple[builtins.list[dict[str, Any]], str]:
         """All items and the resourceVersion of the list (the point a watch continues from). A list read in pages
         is one consistent snapshot: every page is served at the first page's resourceVersion."""
@@ -495,7 +485,8 @@ class Kube:
         while True:
             page = await self.request(
                 "GET", res.url(namespace), what=self._what(res, None, namespace),
-                params={"labelSelector": label_selector, "limit": limit, "continue": token},
+                params={"labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit,
+                        "continue": token},
                 accept=METADATA_LIST if metadata_only else None)
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}

@@ -17,13 +17,12 @@ FLUX_KINDS = frozenset({(f"{group}/{version}", kind) for group, kind, versions i
 class Suspend(StopKind):
     method = "suspend"
     kinds = frozenset({("batch/v1", "CronJob")}) | FLUX_KINDS
-    elsewhere = True  # Flux owners live in flux-system (only they may: see may_live_elsewhere)
 
     def priority(self, stop: Stop) -> int:
         # A Flux owner would scale the workloads back up: it goes first, with the other GitOps owners.
         return 0 if (stop.api_version, stop.kind) in FLUX_KINDS else 2
 
-    def may_live_elsewhere(self, stop: Stop) -> bool:
+    def may_live_elsewhere(self, stop: Stop) -> bool:  # Flux owners live in flux-system; CronJobs never elsewhere
         return (stop.api_version, stop.kind) in FLUX_KINDS
 
     def describe(self, stop: Stop) -> str:
