@@ -285,8 +285,28 @@ def check(
     for key in ("client-certificate-data", "client-key-data"):
         if key in user:
             _check_data(key, user[key], where)
+    has_cert = "client-certificate" in user or "client-certificate-data" in user
+    if has_cert != ("client-key" in user or "client-key-data" in user):  # kr8s would quietly send no certificate
+        given, missing = ("certificate", "client-key") if has_cert else ("key", "client-certificate")
+        raise KubeconfigError(f"{where} has a client {given} but no {missing} (or {missing}-data): a client "
+                              "certificate needs both; fix the file (regenerate the kubeconfig)")
     if "token" in user and not isinstance(user["token"], str):
         raise KubeconfigError(f"{where}: token must be a string; fix the file")
+    if "username" in user or "password" in user:
+        raise KubeconfigError(f"cannot load Kubernetes credentials: username/password authentication was removed in "
+                              f"Kubernetes 1.19 ({where}); use a token, a client certificate or a credential plugin "
+                              "(exec)")
+    if "auth-provider" in user:
+        provider = user["auth-provider"] if isinstance(user["auth-provider"], dict) else {}
+        if provider.get("name") != "oidc":
+            raise KubeconfigError(f"{where}: auth-provider {provider.get('name')!r} is not supported (Kubernetes "
+                                  "removed the gcp and azure providers in 1.26); use the provider's credential plugin "
+                                  "(exec), e.g. gke-gcloud-auth-plugin or kubelogin")
+        config = provider.get("config")
+        token = config.get("id-token") if isinstance(config, dict) else None
+        if not isinstance(token, str) or not token:
+            raise KubeconfigError(f"{where}: its oidc auth-provider has no id-token; log in again (e.g. kubectl "
+                                  "oidc-login), or use a credential plugin (exec)")
     if "exec" in user:
         exec_ = user["exec"]
         if not isinstance(exec_, dict) or not isinstance(exec_.get("command"), str) or not exec_.get("command"):

@@ -20,8 +20,10 @@ from .model import Spec, format_time
 MAX_PREVIOUS = 10000
 
 _INTEGER = re.compile(r"[0-9]+")
+#: ASCII digits only: ``\d`` alone also matches other scripts' digits (``２０２４``), which are no RFC3339 time.
 _RFC3339 = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?P<fraction>\.\d+)?(?P<zone>[Zz]|[+-]\d{2}:\d{2})"
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?P<fraction>\.\d+)?(?P<zone>[Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
 )
 
 
@@ -96,6 +98,9 @@ def parse_rfc3339(text: str, *, now: dt.datetime | None = None) -> dt.datetime:
     if not match:
         raise SelectorError(f"{show(text)} is not an RFC3339 time with a zone, such as 2024-05-01T10:00:00Z")
     zone = match["zone"].upper()
+    if zone != "Z" and (int(zone[1:3]) > 23 or int(zone[4:6]) > 59):  # fromisoformat: 05:60 is 06:00, 25:00 an error
+        raise SelectorError(f"{show(text)} is not a valid date and time: its zone offset {zone} is not between "
+                            "-23:59 and +23:59")
     fraction = (match["fraction"] or "")[:7].ljust(7, "0") if match["fraction"] else ""
     iso = f"{match['date']}T{match['time']}{fraction}{'+00:00' if zone == 'Z' else zone}"
     try:

@@ -136,19 +136,40 @@ async def connect(opts: GlobalOptions) -> Any:
     The kubeconfig is checked first (``kubeconfig.check``: missing file, bad YAML, no or unknown context, a context
     without cluster, user or server); kr8s then gets exactly the files, context and namespace that were checked.
     Whatever else kr8s raises while loading credentials (it has no exception type of its own for them: KeyError,
-    TypeError, ValueError, ServerError for a refused token, ...) becomes a KubeconfigError, so no traceback escapes.
+    TypeError, ValueError, ServerError for a refused token, ...) becomes a KubeconfigError, so no traceback escapes;
+    so do TLS problems (a server certificate the kubeconfig does not trust, certificates or a key ssl cannot load).
     ``kube.Unreachable`` (no answer) passes through.
     """
+    import ssl
+
     from .. import kube as k
     from .. import kubeconfig
 
     resolved = kubeconfig.check(opts.kubeconfig, opts.context, namespace=opts.namespace)
     namespace = opts.namespace or resolved.namespace or (None if resolved.in_cluster else "default")
+    source = resolved.describe() + (f" (context {resolved.context})" if resolved.context else "")
     try:
         return await k.Kube.connect(kubeconfig=resolved.kubeconfig, context=resolved.context or opts.context,
                                     namespace=namespace, timeout=opts.request_timeout)
     except k.Unreachable as exc:
         cause = exc.__cause__
+        # TLS: the server's certificate is not signed by the kubeconfig's certificate authority (httpx wraps the
+        # ssl error), or ssl could not load the kubeconfig's certificates or key (before connecting). Neither is a
+        # server that cannot be reached.
+        untrusted = cause
+        while untrusted is not None and not isinstance(untrusted, ssl.SSLCertVerificationError):
+            untrusted = untrusted.__cause__ or untrusted.__context__
+        if isinstance(untrusted, ssl.SSLCertVerificationError):
+            raise kubeconfig.KubeconfigError(
+                f"the API server at {resolved.server} presented a certificate that {source} does not trust "
+                f"({untrusted.verify_message}); check the cluster's certificate-authority in the kubeconfig, or get a "
+                "fresh kubeconfig") from None
+        if isinstance(cause, ssl.SSLError):
+            problem = ("its client key does not belong to its client certificate"
+                       if cause.reason == "KEY_VALUES_MISMATCH" else
+                       "a client certificate, client key or certificate authority in it is not valid PEM")
+            raise kubeconfig.KubeconfigError(f"cannot load the certificates of {source}: {problem}; fix the "
+                                             "kubeconfig (regenerate it), or use another --context") from None
         if isinstance(cause, ValueError):  # kr8s: credentials it cannot use (Kube.connect says "cannot load")
             raise kubeconfig.KubeconfigError(f"{exc} ({resolved.describe()}); fix the kubeconfig or use another "
                                              "--context") from None
@@ -158,7 +179,6 @@ async def connect(opts: GlobalOptions) -> Any:
     except Exception as exc:  # noqa: BLE001 - kr8s has no exception type for credential problems
         import kr8s
 
-        source = resolved.describe() + (f" (context {resolved.context})" if resolved.context else "")
         response = getattr(exc, "response", None)
         if isinstance(exc, kr8s.ServerError) and response is not None:
             if response.status_code in (401, 403):
@@ -166,9 +186,10 @@ async def connect(opts: GlobalOptions) -> Any:
                     f"the API server at {resolved.server} refused the credentials of {source}: HTTP "
                     f"{response.status_code}; your token or certificate may have expired: get a fresh kubeconfig, "
                     "or use another --context") from None
+            said = " ".join(response.text.split())[:200]  # its own words, not httpx's ("For more information ...")
             raise kubeconfig.KubeconfigError(
                 f"the server at {resolved.server} ({source}) answered HTTP {response.status_code} when asked for "
-                f"its version: {exc}; is it a Kubernetes API server?") from None
+                f"its version{f': {said}' if said else ''}; is it a Kubernetes API server?") from None
         raise kubeconfig.KubeconfigError(f"cannot load Kubernetes credentials from {source}: "
                                          f"{type(exc).__name__}: {exc}; fix the kubeconfig or use another --context") \
             from None

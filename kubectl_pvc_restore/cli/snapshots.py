@@ -42,11 +42,14 @@ async def command(client: Client, pvc: str, previous: int | None, as_of: str | N
     (--list-from). The repository Secret's values are passed to restic and never printed. Exits 1 when the snapshots
     cannot be listed."""
     from .. import model, plan, restic, snapshot_table, volsync
-    from ..selector import parse_as_of
+    from ..selector import SelectorError, parse_as_of
 
     if previous is not None and as_of is not None:
         raise click.UsageError("--previous and --as-of are mutually exclusive")
-    restore_as_of = model.format_time(parse_as_of(as_of)) if as_of else None
+    try:
+        restore_as_of = model.format_time(parse_as_of(as_of)) if as_of else None
+    except SelectorError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--as-of'") from None
     await client.pvc(pvc)
     try:
         source = await plan.find_source(client.kube, client.namespace, pvc)
