@@ -188,19 +188,50 @@ def pod_namespace(settings: Settings) -> str:
         return settings.namespaces[0] if settings.namespaces else "default"
 
 
-async def serve(settings: Settings) -> int:
+async def connect(settings: Settings, user_agent: str):
+    """The API client, once the API server answers. An unreachable or failing server (no answer, 5xx, 429: it may be
+    restarting) is waited for, with back-off up to 30 s; credentials that cannot be loaded or are refused end the
+    controller (None), with one line saying why."""
+    import kr8s
+
     from kubectl_pvc_restore import kube as k
+
+    delay = 1.0
+    while True:
+        try:
+            return await k.Kube.connect(kubeconfig=settings.kubeconfig, context=settings.context,
+                                        timeout=settings.api_timeout, user_agent=user_agent)
+        except k.Unreachable as exc:
+            if isinstance(exc.__cause__, ValueError):  # credentials kr8s cannot load: waiting will not help
+                log.error("%s", exc)
+                return None
+            problem = str(exc)
+        except k.KubeError as exc:
+            log.error("%s", exc)
+            return None
+        except kr8s.ServerError as exc:  # kr8s's own /version request while connecting
+            code = exc.response.status_code if exc.response is not None else None
+            if code is not None and code < 500 and code != 429:
+                log.error("the API server refused the controller's credentials or request: HTTP %s (%s)", code,
+                          exc.response.reason_phrase if exc.response is not None else "")
+                return None
+            problem = f"the API server answered HTTP {code} when asked for its version"
+        log.warning("%s; retrying in %.0fs", problem, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+async def serve(settings: Settings) -> int:
+    from kubectl_pvc_restore import __version__
 
     from . import health as health_mod
     from . import metrics
     from .leader import LeaderElector
     from .loop import Controller
 
-    try:
-        kube = await k.Kube.connect(kubeconfig=settings.kubeconfig, context=settings.context,
-                                    timeout=settings.api_timeout)
-    except k.KubeError as exc:
-        log.error("%s", exc)
+    identity = settings.leader_election_id or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    kube = await connect(settings, f"pvc-restore-controller/{__version__} ({identity})")
+    if kube is None:
         return 1
     from kubectl_pvc_restore.support import server_support
 
@@ -226,7 +257,6 @@ async def serve(settings: Settings) -> int:
 
     elector = None
     if settings.leader_election:
-        identity = settings.leader_election_id or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
         elector = LeaderElector(kube, pod_namespace(settings), identity, lease_duration=settings.lease_duration,
                                 renew_deadline=settings.renew_deadline, retry_period=settings.retry_period)
     controller = Controller(kube, settings, health=health, elector=elector)

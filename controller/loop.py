@@ -242,6 +242,7 @@ class Controller:
     async def _reconcile(self, obj: dict[str, Any], siblings: list[PVCRestore]) -> None:
         async with self.workers:
             run = phases.Run(self.kube, self.settings, obj, siblings)
+            version = run.r.resource_version
             try:
                 await phases.reconcile(run)
                 self.backoff.pop(run.r.uid, None)
@@ -255,6 +256,8 @@ class Controller:
                 else:
                     log.warning("%s (retrying in %.1fs)", exc, delay, extra=run.fields())
             except k.KubeError as exc:
+                if run.r.resource_version != version:  # it got somewhere (its status was saved): back off afresh
+                    self.backoff.pop(run.r.uid, None)
                 delay = self._back_off(run.r.uid)
                 log.warning("%s (retrying in %.1fs)", exc, delay, extra=run.fields())
             except Exception:  # a bug must not stop the other restores

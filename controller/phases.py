@@ -469,10 +469,9 @@ async def release_lock(run: Run) -> None:
     name = locks.lock_name(run.r.spec.pvc)
     lock = await run.kube.get_or_none(k.CONFIGMAPS, name, run.ns)
     if lock is not None and locks.holder_of(lock)[1] == run.r.uid:
-        try:
-            await run.kube.delete(k.CONFIGMAPS, name, run.ns, uid=lock["metadata"]["uid"])
-        except k.Conflict:
-            pass  # replaced by another holder meanwhile: not ours any more
+        # A Conflict (the lock changed since it was read, or an answer we cannot trust) propagates: the next attempt
+        # reads the lock again and deletes it only if it is still ours.
+        await run.kube.delete(k.CONFIGMAPS, name, run.ns, uid=lock["metadata"]["uid"])
 
 
 Handler = Callable[[Run], Awaitable["Phase | None"]]

@@ -35,16 +35,28 @@ JSON_PATCH = "application/json-patch+json"
 #: After a 401 that fresh credentials did not cure (they were the same), credentials are not loaded again for this
 #: long: a burst of 401s must not become a burst of exec-plugin runs.
 REAUTH_MIN_INTERVAL = 1.0
+#: Answers that say "not now" rather than "no": an overloaded or restarting API server (or a proxy before it).
+TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
+#: A request that failed transiently is sent again at most this many times (as client-go's REST client does: reads
+#: after a 5xx or a broken connection, any request after 429, which the server did not process), after a short wait:
+#: a poll or a phase should not fail, and back off, for one lost packet.
+TRANSIENT_RETRIES = 2
+TRANSIENT_DELAY = 0.2
+#: The longest Retry-After honoured (seconds); longer ones give up and leave the retry to the next poll.
+RETRY_AFTER_MAX = 5.0
 log = logging.getLogger("pvc-restore.kube")
 
 
 class KubeError(Exception):
     """An API call failed; ``str()`` is a message for the user."""
 
-    def __init__(self, message: str, *, code: int | None = None, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, code: int | None = None, reason: str | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
+        #: The server's Retry-After (seconds), with a 429 or 503.
+        self.retry_after = retry_after
 
 
 class NotFound(KubeError):
@@ -180,7 +192,30 @@ def _error_from_response(response: Any, what: str) -> KubeError:
         return Forbidden(f"{what}: permission denied: {message}", code=code, reason=reason)
     if code == 422 or code == 400:
         return Invalid(f"{what}: {message}", code=code, reason=reason)
-    return KubeError(f"{what}: {message}", code=code, reason=reason)
+    retry_after = None
+    try:
+        retry_after = float(response.headers.get("Retry-After", ""))
+    except (TypeError, ValueError):
+        pass
+    return KubeError(f"{what}: {message}", code=code, reason=reason, retry_after=retry_after)
+
+
+def _transient_wait(error: KubeError, method: str, retry: int) -> float | None:
+    """Seconds to wait before sending a request again after ``error`` (its ``retry``-th retry), or None when it
+    must not be sent again: a write after a 5xx or a broken connection may have been applied."""
+    if retry > TRANSIENT_RETRIES:
+        return None
+    if error.code == 429:
+        after = error.retry_after if error.retry_after is not None else TRANSIENT_DELAY
+        return after if after <= RETRY_AFTER_MAX else None
+    if method != "GET":
+        import httpx
+
+        # Not sent at all (no connection): safe for a write too.
+        return TRANSIENT_DELAY if isinstance(error.__cause__, httpx.ConnectError) else None
+    if isinstance(error, Unreachable) or error.code in TRANSIENT_CODES:
+        return TRANSIENT_DELAY * 2 ** (retry - 1)
+    return None
 
 
 def _file_bytes(path: Any) -> bytes | None:
@@ -251,6 +286,8 @@ class Kube:
         self._auth_generation = 0
         self._auth_unchanged_at = float("-inf")
         self._retired_sessions: set[Any] = set()
+        #: Sent with every request (a new session after a certificate rotation keeps it).
+        self.user_agent: str | None = None
 
     @classmethod
     async def connect(
@@ -260,10 +297,17 @@ class Kube:
         context: str | None = None,
         namespace: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        user_agent: str | None = None,
     ) -> Kube:
+        """``user_agent`` names this client in the API server's audit log (as kubectl's does): by default
+        ``kubectl-pvc_restore/VERSION``; the controller adds its identity."""
         import httpx
         import kr8s
         import kr8s.asyncio
+
+        from . import __version__
+
+        agent = user_agent or f"kubectl-pvc_restore/{__version__}"
 
         async def open_api() -> Any:
             # A client of our own (not kr8s.api()'s per-thread cache, which hands back an existing client whose
@@ -273,6 +317,8 @@ class Kube:
             token = _token_from_file(api.auth)  # kr8s ignores a kubeconfig user's tokenFile
             if token:
                 api.auth.token = token
+            await api._create_session()
+            api._session.headers["User-Agent"] = agent
             await api.version()  # reach the server now: a wrong address fails here, not on the first call
             return api
 
@@ -286,7 +332,9 @@ class Kube:
         except ValueError as exc:  # kr8s: no kubeconfig / no such context; an unreadable tokenFile
             raise Unreachable(f"cannot load Kubernetes credentials: {exc}") from exc
         api.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
-        return cls(api, namespace=namespace)
+        kube = cls(api, namespace=namespace)
+        kube.user_agent = agent
+        return kube
 
     @property
     def server(self) -> str:
@@ -307,8 +355,6 @@ class Kube:
         text: bool = False,
     ) -> Any:
         """The decoded JSON response (``text=True``: the body as text)."""
-        import httpx
-        import kr8s
 
         headers = {"Content-Type": content_type}
         if accept:
@@ -318,6 +364,22 @@ class Kube:
             kwargs["content"] = json.dumps(body)
         if params:
             kwargs["params"] = {k: v for k, v in params.items() if v is not None}
+        retry = 0
+        while True:
+            try:
+                return await self._request_once(method, url, what=what, kwargs=kwargs, text=text)
+            except KubeError as error:
+                retry += 1
+                wait = _transient_wait(error, method, retry)
+                if wait is None:
+                    raise
+                log.debug("%s: %s; sending it again in %.1fs", what, error, wait)
+                await asyncio.sleep(wait)
+
+    async def _request_once(self, method: str, url: str, *, what: str, kwargs: dict[str, Any], text: bool) -> Any:
+        import httpx
+        import kr8s
+
         # kr8s joins base and url with "/": give it the path up to the last segment as the base.
         head, _, tail = url.rpartition("/")
         for attempt in (1, 2):
@@ -414,6 +476,8 @@ class Kube:
         old = self.api._session
         self.api._session = None
         await self.api._create_session()
+        if self.user_agent:
+            self.api._session.headers["User-Agent"] = self.user_agent
         if old is None:
             return
         loop = asyncio.get_running_loop()
