@@ -318,6 +318,7 @@ class Kube:
             if token:
                 api.auth.token = token
             await api._create_session()
+            assert api._session is not None
             api._session.headers["User-Agent"] = agent
             await api.version()  # reach the server now: a wrong address fails here, not on the first call
             return api
