@@ -69,15 +69,21 @@ def fault_proxy(control_plane, tmp_path_factory) -> Iterator[FaultProxy]:
         proxy.stop()
 
 
-def controller_kubeconfig(kube: Any, control_plane: Any, admin_kubeconfig: str, namespace: str, server: str,
-                          path: Path) -> tuple[str, str]:
-    """A kubeconfig for ServiceAccount ``namespace/pvc-restore-controller`` holding the chart's controller rules in
-    ``namespace``, with its server set to ``server`` (the proxy). Returns (path, token)."""
+def grant_controller(kube: Any, control_plane: Any, namespace: str, account_namespace: str) -> None:
+    """The chart's controller rules in ``namespace``, for ServiceAccount ``account_namespace/pvc-restore-controller``."""
     role = next(d for d in render_chart_for_namespace(control_plane, "chaos", namespace)
                 if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "chaos-pvc-restore")
     if kube.get_or_none(k.Resource("rbac.authorization.k8s.io/v1", "Role", "roles"), "controller-role",
                         namespace) is None:
-        bind_role(kube, namespace, "pvc-restore-controller", role["rules"], name="controller-role")
+        bind_role(kube, namespace, "pvc-restore-controller", role["rules"], name="controller-role",
+                  account_namespace=account_namespace)
+
+
+def controller_kubeconfig(kube: Any, control_plane: Any, admin_kubeconfig: str, namespace: str, server: str,
+                          path: Path) -> tuple[str, str]:
+    """A kubeconfig for ServiceAccount ``namespace/pvc-restore-controller`` holding the chart's controller rules in
+    ``namespace``, with its server set to ``server`` (the proxy). Returns (path, token)."""
+    grant_controller(kube, control_plane, namespace, namespace)
     identity_kubeconfig(kube, admin_kubeconfig, namespace, "pvc-restore-controller", path)
     config = yaml.safe_load(path.read_text())
     config["clusters"][0]["cluster"] = {"server": server}
