@@ -259,6 +259,7 @@ async def serve(settings: Settings) -> int:
     if settings.leader_election:
         elector = LeaderElector(kube, pod_namespace(settings), identity, lease_duration=settings.lease_duration,
                                 renew_deadline=settings.renew_deadline, retry_period=settings.retry_period)
+        elector.fence(kube)  # no write but the Lease's own unless freshly renewed (a paused leader wakes up)
     controller = Controller(kube, settings, health=health, elector=elector)
     metrics.LEADER.set(0 if elector else 1)
     if elector:

@@ -4,6 +4,10 @@ Acquire and renew are PUTs guarded by resourceVersion. Another holder's lease co
 has not changed for ``lease_duration`` of *our* clock (no trust in remote clocks). The leader renews every
 ``retry_period``; if it cannot renew for ``renew_deadline`` (shorter than ``lease_duration``) it steps down before
 any other replica may take over. On shutdown the leader releases the lease so a successor takes over at once.
+
+Stepping down happens in the election loop, which does not run while the process is paused (SIGSTOP, a frozen VM, a
+stalled host): a reconcile in flight would carry on with its next write on waking, before the loop notices that
+another replica took over meanwhile. ``fence`` therefore checks every write itself, by our clock, before it is sent.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ from kubectl_pvc_restore.model import now
 
 log = logging.getLogger("pvc-restore.leader")
 LEASE_NAME = "pvc-restore-controller"
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class NotLeader(k.KubeError):
+    """A write this replica refused to send: it may no longer hold the Lease."""
 
 
 def micro_time() -> str:
@@ -35,9 +44,32 @@ class LeaderElector:
         self.on_change = on_change
         self.is_leader = False
         self.healthy = True
+        #: Monotonic time at which the last successful acquire/renew *began*: the record it wrote cannot have been
+        #: seen by another replica before then, so none may take over before ``last_renew + lease_duration``.
         self.last_renew = 0.0
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
+
+    def may_write(self) -> bool:
+        """Leading, and renewed within ``renew_deadline`` by our clock (a margin of ``lease_duration -
+        renew_deadline`` for the write to reach the API server before another replica may take over)."""
+        return self.is_leader and time.monotonic() - self.last_renew < self.renew_deadline
+
+    def fence(self, kube: k.Kube) -> None:
+        """Make ``kube`` refuse (NotLeader, before sending) every write but to our Lease unless ``may_write()``:
+        checked on every attempt, resends included, so a replica that was paused cannot act on waking."""
+        send = kube._request_once
+        leases = k.LEASES.url(self.namespace)
+        own = (leases, f"{leases}/{self.name}")
+
+        async def fenced(method: str, url: str, **kwargs: Any) -> Any:
+            if method in WRITES and url not in own and not self.may_write():
+                raise NotLeader(f"{kwargs.get('what') or url}: not sent: this replica ({self.identity}) has not "
+                                f"renewed lease {self.namespace}/{self.name} within {self.renew_deadline:g}s and may "
+                                f"no longer lead")
+            return await send(method, url, **kwargs)
+
+        kube._request_once = fenced  # type: ignore[method-assign]
 
     def _set_leader(self, value: bool) -> None:
         if value != self.is_leader:
@@ -81,6 +113,7 @@ class LeaderElector:
 
     async def run(self, stop: asyncio.Event, tick: Callable[[], None] | None = None) -> None:
         while not stop.is_set():
+            began = time.monotonic()
             try:
                 ok = await self.try_acquire_or_renew()
                 self.healthy = True
@@ -88,7 +121,7 @@ class LeaderElector:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, exc)
                 ok, self.healthy = False, False
             if ok:
-                self.last_renew = time.monotonic()
+                self.last_renew = began
                 self._set_leader(True)
             elif self.is_leader and time.monotonic() - self.last_renew > self.renew_deadline:
                 self._set_leader(False)

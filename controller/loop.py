@@ -104,8 +104,8 @@ class Controller:
 
     @property
     def active(self) -> bool:
-        """Only the leader acts (always, without leader election)."""
-        return self.elector is None or self.elector.is_leader
+        """Only the leader acts (always, without leader election), and only while its renew is fresh by its clock."""
+        return self.elector is None or self.elector.may_write()
 
     def stop_acting(self) -> None:
         """Leadership lost: cancel every reconcile in flight so nothing acts after another replica may lead."""

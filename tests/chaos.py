@@ -135,3 +135,31 @@ def secrets_absent(ledger: Any, secrets: dict[str, str], texts: dict[str, str]) 
         for where, text in texts.items():
             ledger.count("secret searches")
             ledger.check(value not in text, f"{secret_name} appears in {where}")
+
+
+# -- leader election (tests/test_chaos_leader.py) ----------------------------------------------------------------
+
+def bind_chart_leader_election(kube: Any, control_plane: Any, namespace: str) -> list[dict[str, Any]]:
+    """The chart's leader-election Role (the Lease in the release namespace) bound in ``namespace`` to the
+    controller's ServiceAccount: ``controller_kubeconfig`` binds only the chart's ClusterRole. Returns its rules."""
+    role = next(d for d in render_chart_for_namespace(control_plane, "chaos", namespace)
+                if d["kind"] == "Role" and d["metadata"]["name"] == "chaos-pvc-restore-leader-election")
+    if kube.get_or_none(k.Resource("rbac.authorization.k8s.io/v1", "Role", "roles"), "controller-leader-election",
+                        namespace) is None:
+        bind_role(kube, namespace, "pvc-restore-controller", role["rules"], name="controller-leader-election")
+    return role["rules"]
+
+
+def lease_holder(kube: Any, namespace: str) -> str | None:
+    from controller.leader import LEASE_NAME
+
+    lease = kube.get_or_none(k.LEASES, LEASE_NAME, namespace)
+    return ((lease or {}).get("spec") or {}).get("holderIdentity") or None
+
+
+def writes_of(stats: dict[str, Any], identity: str, *, lease: bool = False) -> list[dict[str, Any]]:
+    """The proxy's logged writes by the controller replica ``identity`` (its User-Agent ends in ``(identity)``),
+    in time order: those to the Lease with ``lease=True``, all others by default."""
+    return sorted((w for w in stats["writes"] if w["agent"].startswith(CONTROLLER_AGENT)
+                   and w["agent"].endswith(f"({identity})") and ("leases" in w["path"].split("/")) is lease),
+                  key=lambda w: w["time"])
