@@ -70,7 +70,8 @@ def fault_proxy(control_plane, tmp_path_factory) -> Iterator[FaultProxy]:
 
 
 def grant_controller(kube: Any, control_plane: Any, namespace: str, account_namespace: str) -> None:
-    """The chart's controller rules in ``namespace``, for ServiceAccount ``account_namespace/pvc-restore-controller``."""
+    """The chart's controller rules in ``namespace``, for ServiceAccount
+    ``account_namespace/pvc-restore-controller``."""
     role = next(d for d in render_chart_for_namespace(control_plane, "chaos", namespace)
                 if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "chaos-pvc-restore")
     if kube.get_or_none(k.Resource("rbac.authorization.k8s.io/v1", "Role", "roles"), "controller-role",

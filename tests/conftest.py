@@ -51,7 +51,7 @@ spec:
 
 
 #: The real-volsync scenario's fixtures (data, chart_rbac_controller, run_cli).
-pytest_plugins = ["tests.real_scenario", "tests.reliability", "tests.chaos"]
+pytest_plugins = ["tests.reliability", "tests.chaos", "tests.real_scenario"]
 
 #: Fixtures that start a control plane (directly or through another fixture): a test that uses one is marked
 #: ``cluster``, so ``pytest -m "not cluster"`` runs the unit tests alone, in seconds.

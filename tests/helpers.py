@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from typing import Any, Callable, Iterator
 
@@ -291,5 +292,20 @@ def cli(*args: str, kubeconfig: Any = None, namespace: str | None = None, env: d
         ["-n", namespace] if namespace is not None else [])
     result = CliRunner().invoke(command, [*args, *extra], prog_name="kubectl pvc-restore", env=env,
                                 catch_exceptions=False)
+    OUTPUTS.append(result.output)
     assert "Traceback" not in result.output, result.output
     return result
+
+
+#: Every CLI output and recorded TUI screen of the session, in order: searched for secrets (tests/real_scenario.py).
+OUTPUTS: list[str] = []
+
+
+def screen_text(app: Any) -> str:
+    """The TUI's current screen as plain text (its SVG export without markup), recorded in OUTPUTS."""
+    import html
+
+    svg = app.export_screenshot()
+    text = html.unescape(re.sub(r"<[^>]+>", "", svg.split("</style>", 1)[-1])).replace("\xa0", " ")
+    OUTPUTS.append(text)
+    return text

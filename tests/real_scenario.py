@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
 import shutil
 import time
@@ -19,6 +20,7 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
 from tests import scenario as sc
+from tests.chaos import secrets_absent
 from tests.helpers import Cluster, cli, wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -49,6 +51,8 @@ class Data:
         self.kube, self.ns, self.volsync = kube, ns, volsync
         self.cluster = Cluster(kube, ns)
         self.backups = 0
+        #: Every repository password this scenario wrote into its Secret (searched for afterwards).
+        self.passwords: set[str] = set()
 
     def setup(self, *, replicas: int = 1, retain: dict[str, Any] | None = None) -> None:
         """``retain``: the source's retain policy (volsync runs restic forget with it after every backup; without
@@ -78,6 +82,7 @@ class Data:
             self.cluster.wait_running(replicas, pvc=PVC)
 
     def secret(self, password: str) -> None:
+        self.passwords.add(password)
         body = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": REPOSITORY_SECRET, "namespace": self.ns},
                 "data": {"RESTIC_REPOSITORY": base64.b64encode(self.volsync.repository(self.ns).encode()).decode(),
                          "RESTIC_PASSWORD": base64.b64encode(password.encode()).decode()}}
@@ -160,8 +165,24 @@ def wait_new_finished(data: Data, done: set[str]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def data(real_kube, real_namespace, real_volsync) -> Data:
-    return Data(real_kube, real_namespace, real_volsync)
+def data(real_kube, real_namespace, real_volsync, caplog, ledger):
+    """The scenario; afterwards the repository's password (right or wrong) is searched for in everything the test
+    made the product say: CLI output and TUI screens, the in-process controller's log, Events and restore statuses."""
+    from tests import helpers
+
+    caplog.set_level(logging.DEBUG)
+    first_output = len(helpers.OUTPUTS)
+    scenario = Data(real_kube, real_namespace, real_volsync)
+    yield scenario
+    if not scenario.passwords:
+        return
+    restores = real_kube.list(k.PVC_RESTORES, real_namespace)
+    texts = {"CLI output and TUI screens": "\n".join(helpers.OUTPUTS[first_output:]),
+             "the in-process controller's log": caplog.text,
+             "the namespace's events": json.dumps(real_kube.list(k.Resource("v1", "Event", "events"), real_namespace)),
+             "the restores' statuses": json.dumps([r.get("status") for r in restores])}
+    secrets_absent(ledger, {f"repository password {i + 1}": p for i, p in enumerate(sorted(scenario.passwords))},
+                   texts)
 
 
 @pytest.fixture

@@ -82,12 +82,20 @@ def pytest_addoption(parser: Any) -> None:
 def pytest_configure(config: Any) -> None:
     config.addinivalue_line("markers", "reliability: the reliability suite (chaos, soak, bad inputs); its figures are "
                                        "printed as one table at the end")
+    config.addinivalue_line("markers", "soak: runs --soak-restores restores (its timeout grows with them)")
+
+
+def soak_budget(config: Any) -> float:
+    """Seconds the soak may take for ``--soak-restores`` (on 2 busy cores)."""
+    return 180.0 + 10.0 * config.getoption("--soak-restores")
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     for item in items:
         if "ledger" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.reliability)
+        if item.get_closest_marker("soak"):  # its time grows with --soak-restores
+            item.add_marker(pytest.mark.timeout(soak_budget(config) + 240))
 
 
 @pytest.fixture

@@ -25,12 +25,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from devtools import mover_simulator
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, volsync
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
 from tests.chaos import grant_controller, secrets_absent
 from tests.helpers import Cluster, cli, wait_for
+from tests.reliability import soak_budget
 from tests.scenario import SNAPSHOTS
 
 NAMESPACES = 3
@@ -63,6 +66,7 @@ def span(restore: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
     return timeline.get("ScaleDown", timeline["Initialize"]), timeline["Finished"]
 
 
+@pytest.mark.soak
 def test_soak(request, kube, control_plane, kubeconfig, namespace, mover_simulator, fault_proxy, proxied_controller,
               ledger):
     total = request.config.getoption("--soak-restores")
@@ -77,7 +81,7 @@ def test_soak(request, kube, control_plane, kubeconfig, namespace, mover_simulat
         kube.create(k.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     namespaces = [namespace, *extra]
     try:
-        run_soak(kube, control_plane, kubeconfig, namespaces, fault_proxy, proxied_controller, ledger, rnd,
+        run_soak(request, kube, control_plane, kubeconfig, namespaces, fault_proxy, proxied_controller, ledger, rnd,
                  total, rate)
     finally:
         for ns in extra:
@@ -86,7 +90,7 @@ def test_soak(request, kube, control_plane, kubeconfig, namespace, mover_simulat
                 kube.delete(k.PVS, pv["metadata"]["name"])
 
 
-def run_soak(kube, control_plane, kubeconfig, namespaces, fault_proxy, proxied_controller, ledger, rnd, total,
+def run_soak(request, kube, control_plane, kubeconfig, namespaces, fault_proxy, proxied_controller, ledger, rnd, total,
              rate) -> None:
     clusters = {ns: Cluster(kube, ns) for ns in namespaces}
     passwords: dict[str, str] = {}
@@ -123,7 +127,7 @@ def run_soak(kube, control_plane, kubeconfig, namespaces, fault_proxy, proxied_c
     issued = 0
     kill_every = 12.0
     next_kill = time.monotonic() + rnd.uniform(4, kill_every)
-    deadline = time.monotonic() + 120 + total * 8
+    deadline = time.monotonic() + soak_budget(request.config)
     try:
         while True:
             assert time.monotonic() < deadline, (f"the soak did not finish in time: {issued}/{total} requested, "

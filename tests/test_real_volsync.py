@@ -93,6 +93,7 @@ def test_cli_start_and_undo_of_a_safety_backup_on_real_bytes(data, run_cli, requ
 
 
 def test_tui_restores_the_chosen_snapshot_on_real_bytes(data, real_controller, real_volsync):
+    from tests.helpers import screen_text
     from tests.test_tui import SIZE, app_for, confirm_restore, open_restore_dialog, until, until_finished_on_screen
 
     s1 = data.two_backups_then_new_data()
@@ -107,8 +108,10 @@ def test_tui_restores_the_chosen_snapshot_on_real_bytes(data, real_controller, r
             await pilot.press("1")
             app.screen.query_one("#next").press()  # may be scrolled out of an 80x24 view
             await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
+            screen_text(app)  # the confirmation, searched for the password with the rest
             name = await confirm_restore(pilot, app, PVC)
             await until_finished_on_screen(pilot, app, 180)
+            screen_text(app)
             return name
 
     name = asyncio.run(scenario())

@@ -105,6 +105,7 @@ def test_a_user_who_may_not_create_pods_is_told_so(data, real_volsync, tmp_path)
 
 def test_tui_picker_restores_exactly_the_picked_snapshot_when_a_backup_lands_meanwhile(data, real_controller,
                                                                                        real_volsync):
+    from tests.helpers import screen_text
     from tests.test_tui import SIZE, app_for, confirm_restore, open_restore_dialog, until, until_finished_on_screen
 
     s1 = data.two_backups_then_new_data()
@@ -118,6 +119,7 @@ def test_tui_picker_restores_exactly_the_picked_snapshot_when_a_backup_lands_mea
             await pilot.press("f")  # list from a pod in the cluster instead
             await until(pilot, lambda: "listed by a pod in the cluster" in note(app), timeout=60,
                         what="the list from the cluster")
+            screen_text(app)  # the snapshots as listed in the cluster
             table = app.screen.query_one("#snapshots")
             table.focus()
             await pilot.press("down")  # the second newest: the first backup
@@ -130,8 +132,10 @@ def test_tui_picker_restores_exactly_the_picked_snapshot_when_a_backup_lands_mea
             data.backup()
             app.screen.query_one("#next").press()  # may be scrolled out of an 80x24 view
             await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
+            screen_text(app)  # the confirmation, searched for the password with the rest
             name = await confirm_restore(pilot, app, PVC)
             await until_finished_on_screen(pilot, app, 180)
+            screen_text(app)
             return name
 
     name = asyncio.run(scenario())
