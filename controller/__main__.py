@@ -78,6 +78,10 @@ class LogLevel(click.ParamType):
                    "[env ARGOCD_NAMESPACE].")
 @click.option("--api-timeout", envvar="API_TIMEOUT", type=Duration(0.5), default="15s", show_default=True,
               help="HTTP timeout of each Kubernetes API call [env API_TIMEOUT].")
+@click.option("--forbidden-grace", "forbidden_grace", envvar="FORBIDDEN_GRACE", type=Duration(0), default="10s",
+              show_default=True, help="A permission the API server refuses (403) fails a restore (outside Finalize) "
+              "only once refused for this long: a restarting API server refuses until it has loaded RBAC "
+              "[env FORBIDDEN_GRACE].")
 @click.option("--workers", envvar="WORKERS", type=click.IntRange(min=1), default=16, show_default=True,
               help="Restores reconciled concurrently [env WORKERS].")
 @click.option("--finalize-blocked-event-interval", envvar="FINALIZE_BLOCKED_EVENT_INTERVAL", type=Duration(0.1),

@@ -95,6 +95,8 @@ class Controller:
         self.backoff: dict[str, tuple[int, float]] = {}
         #: uid -> monotonic time its last reconcile ended (a list asked for before that may be stale for it)
         self.finished_at: dict[str, float] = {}
+        #: uid -> when a permission was first refused to it, until a reconcile of it succeeds (Run.forbidden_since).
+        self.forbidden_since: dict[str, float] = {}
         #: namespace -> the error that kept it out of the last poll (only when limited to several namespaces)
         self.skipped: dict[str, str] = {}
         #: uid -> restores in Finalize whose last reconcile the API server refused (401/403)
@@ -237,19 +239,23 @@ class Controller:
             del self.tasks[uid]
             self.backoff.pop(uid, None)
             self.finished_at.pop(uid, None)
+            self.forbidden_since.pop(uid, None)
         metrics.LAST_POLL.set(time.time())
 
     async def _reconcile(self, obj: dict[str, Any], siblings: list[PVCRestore]) -> None:
         async with self.workers:
             run = phases.Run(self.kube, self.settings, obj, siblings)
             version = run.r.resource_version
+            run.forbidden_since = self.forbidden_since.get(run.r.uid)
             try:
                 await phases.reconcile(run)
                 self.backoff.pop(run.r.uid, None)
+                self.forbidden_since.pop(run.r.uid, None)
                 self._unblock(run.r.uid)
             except k.Conflict:
                 log.debug("changed while reconciling; retrying on the next poll", extra=run.fields())
             except k.Forbidden as exc:
+                self.forbidden_since.setdefault(run.r.uid, time.monotonic())
                 delay = self._back_off(run.r.uid)
                 if run.r.phase == Phase.FINALIZE:
                     await self._finalize_blocked(run, exc, delay)

@@ -522,6 +522,8 @@ async def reconcile(run: Run) -> None:
         except PERMANENT as exc:
             if phase == Phase.FINALIZE:
                 raise
+            if isinstance(exc, k.Forbidden) and not run.refused_for_long():
+                raise  # retried with back-off until it has lasted forbidden_grace
             await fail(run, str(exc))
             continue
         if next_phase is None:

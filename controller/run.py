@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kubectl_pvc_restore import kube as k
@@ -40,6 +41,14 @@ class Run:
         self.obj = obj
         self.r = PVCRestore.from_dict(obj)
         self.siblings = siblings or []
+        #: When the API server first refused this restore a permission (monotonic seconds; the loop keeps it across
+        #: reconciles until one succeeds), or None.
+        self.forbidden_since: float | None = None
+
+    def refused_for_long(self) -> bool:
+        """A permission has been refused for ``forbidden_grace``: not an API server still loading RBAC."""
+        return self.forbidden_since is not None and \
+            time.monotonic() - self.forbidden_since >= self.settings.forbidden_grace
 
     @property
     def status(self) -> Status:

@@ -42,6 +42,9 @@ class Settings:
     extra_scale_kinds: frozenset = frozenset()
     #: HTTP timeout of every API call (seconds).
     api_timeout: float = 15.0
+    #: A permission refused (403) fails a restore outside Finalize only once that restore has been refused for this
+    #: long (seconds): an API server that has just started refuses requests until its authorizer has loaded RBAC.
+    forbidden_grace: float = 10.0
     #: At most this many restores reconcile at the same time.
     workers: int = 16
     #: Seconds between two FinalizeBlocked Warning Events of one restore whose Finalize the API server refuses.

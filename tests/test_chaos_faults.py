@@ -68,3 +68,34 @@ def test_restore_survives_api_faults(cluster, proxied_controller, fault_proxy, l
         "the controller's log": controller.log_path.read_text(), "the namespace's events": events,
         "the restore's status": json.dumps(restore["status"])})
     assert "Traceback" not in controller.log_path.read_text(), controller.log_path.read_text()[-3000:]
+
+
+def test_a_permission_refused_for_a_moment_does_not_fail_the_restore(cluster, proxied_controller, ledger):
+    """403 for a few seconds, as from an API server whose authorizer is still loading RBAC after a restart (or a Role
+    being re-applied): the restore waits it out (--forbidden-grace) instead of failing."""
+    import time
+
+    roles = k.Resource("rbac.authorization.k8s.io/v1", "Role", "roles")
+    sc.setup(cluster, delay=0.5)
+    role = cluster.kube.get(roles, "controller-role", cluster.ns)
+    granted = json.loads(json.dumps(role["rules"]))
+    for rule in role["rules"]:
+        if any(r.endswith("/scale") for r in rule.get("resources", [])):
+            rule["verbs"] = [v for v in rule["verbs"] if v not in ("patch", "update")]
+    cluster.kube.replace(roles, role)
+    controller = proxied_controller("--forbidden-grace", "60s")
+    sc.annotate(cluster, "1")
+    refused = time.monotonic()
+    from tests.helpers import wait_for
+
+    wait_for(lambda: "permission denied" in controller.log_path.read_text(), timeout=60,
+             message="the controller to be refused the scale")
+    time.sleep(3)
+    role = cluster.kube.get(roles, "controller-role", cluster.ns)
+    role["rules"] = granted
+    cluster.kube.replace(roles, role)
+    restore = sc.wait_finished(cluster, timeout=90)
+    ledger.count("restores run")
+    ledger.count("permission refusals waited out")
+    assert time.monotonic() - refused < 60, "the restore should not have needed the whole grace"
+    check_restore(cluster, ledger, restore)

@@ -208,7 +208,8 @@ def test_chart_installs_under_restricted_pss_and_its_rbac_is_enough(cluster, con
         sa = pods[0]["spec"]["serviceAccountName"]
         sa_config = sa_kubeconfig(cluster, kubeconfig, ops, sa, tmp_path / "sa.kubeconfig")
         proc = controller_process(args=("--kubeconfig", str(sa_config), "--namespace", cluster.ns,
-                                        "--poll-interval", "0.2", "--health-address", "", "--metrics-address", ""))
+                                        "--poll-interval", "0.2", "--health-address", "", "--metrics-address", "",
+                                        "--forbidden-grace", "2s"))
         cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="data", previous=1)),
                             cluster.ns)
         done = sc.wait_finished(cluster, "r1")
