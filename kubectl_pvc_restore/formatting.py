@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
-
-from . import model
 
 
 def age(timestamp: str | None, now: dt.datetime | None = None, *, unknown: str = "<unknown>") -> str:
     """kubectl's short age: 45s, 12m, 3h, 5d (``unknown`` without a time)."""
+    from . import model  # here, not at import time: `--help` of the commands using this module stays light
+
     when = model.parse_time(timestamp)
     if when is None:
         return unknown
@@ -31,6 +30,8 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 def dump(obj: Any, fmt: str) -> str:
     """``-o json`` / ``-o yaml``."""
     if fmt == "json":
+        import json
+
         return json.dumps(obj, indent=2)
     import yaml
 

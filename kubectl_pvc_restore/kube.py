@@ -270,6 +270,29 @@ def _remove_unused_copies(fresh: Any, live: Any) -> None:
                 pass
 
 
+def _skip_httpx_cli() -> None:
+    """httpx's ``__init__`` imports its command-line tool (``httpx._main``: rich, pygments and click), about a third of
+    ``import httpx``, which nothing here uses (encode/httpx#3523). Unless httpx is already imported, stand in a module
+    whose ``main`` loads the real one when called, so a CLI command does not pay for it. Call before importing
+    httpx or kr8s."""
+    import sys
+
+    if "httpx" in sys.modules or "httpx._main" in sys.modules:
+        return
+    import types
+
+    stub = types.ModuleType("httpx._main", "Stand-in for httpx's command-line tool, loaded when called.")
+
+    def main(*args: Any, **kwargs: Any) -> Any:
+        import importlib
+
+        del sys.modules["httpx._main"]
+        return importlib.import_module("httpx._main").main(*args, **kwargs)
+
+    stub.main = main  # type: ignore[attr-defined]
+    sys.modules["httpx._main"] = stub
+
+
 class Kube:
     """Async access to one cluster. Create with ``await Kube.connect(...)``."""
 
@@ -301,6 +324,7 @@ class Kube:
     ) -> Kube:
         """``user_agent`` names this client in the API server's audit log (as kubectl's does): by default
         ``kubectl-pvc_restore/VERSION``; the controller adds its identity."""
+        _skip_httpx_cli()
         import httpx
         import kr8s
         import kr8s.asyncio

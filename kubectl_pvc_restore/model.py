@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import re
 from typing import Any, ClassVar, overload
 
 GROUP = "pvc-restore.homelab-helper.benfiola.com"
@@ -55,6 +56,9 @@ def format_time(value: dt.datetime) -> str:
     return f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}Z"
 
 
+_KUBE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
+
+
 @overload
 def parse_time(value: str) -> dt.datetime: ...
 @overload
@@ -64,6 +68,15 @@ def parse_time(value: str | None) -> dt.datetime | None:
     python-dateutil's ISO parser, because Python 3.10's ``fromisoformat`` refuses restic's nanoseconds."""
     if not value:
         return None
+    if len(value) == 20 and value[19] == "Z" and _KUBE_TIME.fullmatch(value):
+        # Kubernetes' own form (metav1.Time): read without importing dateutil, which a CLI command listing ages
+        # would otherwise import for this alone. Anything datetime refuses (a 24:00:00, a leap second) goes on to
+        # dateutil, which decides as before.
+        try:
+            return dt.datetime(int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
+                               int(value[14:16]), int(value[17:19]), tzinfo=dt.timezone.utc)
+        except ValueError:
+            pass
     from dateutil import parser as dateparser
 
     parsed = dateparser.isoparse(value)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import difflib
 import functools
 from typing import Any, Awaitable, Callable, Iterable
 
 import click
 
-from .. import model
+# Nothing here imports the model, kr8s, asyncio or difflib at import time: `--help` and completion import this module
+# (tests/test_cli_imports.py); each function imports what it needs.
 
 
 @dataclasses.dataclass
@@ -115,7 +114,6 @@ def run_async(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, o
 async def _run(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, options: dict[str, Any]) -> int:
     from .. import kube as k
     from ..kubeconfig import KubeconfigError
-    from ..selector import SelectorError
 
     try:
         client = await connect(opts)
@@ -126,8 +124,12 @@ async def _run(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, 
         raise click.ClickException(f"{exc}\nIs the cluster running, and is your kubeconfig/--context right?") from None
     except (CRDMissing, k.KubeError) as exc:  # the messages name the verb, resource and fix already
         raise click.ClickException(str(exc)) from None
-    except SelectorError as exc:
-        raise click.BadParameter(str(exc)) from None
+    except ValueError as exc:
+        from ..selector import SelectorError  # here: only commands that take a selector import the module
+
+        if isinstance(exc, SelectorError):
+            raise click.BadParameter(str(exc)) from None
+        raise
 
 
 async def connect(opts: GlobalOptions) -> Any:
@@ -245,17 +247,23 @@ class Client:
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.5)
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
 def selector_text(spec: dict[str, Any]) -> str:
+    from .. import model
+
     return model.Spec.from_dict(spec or {}).describe_selector()
 
 
 def print_progress(obj: dict[str, Any], last: tuple | None) -> tuple:
     """Print every phase the restore entered since ``last`` (from ``status.timeline``, with the time it was entered,
     so a phase shorter than a poll is not skipped) and the status message when it changes. Returns the new state."""
+    import datetime as dt
+
     from ..model import parse_time, timeline
 
     status = obj.get("status") or {}

@@ -8,7 +8,6 @@ import re
 import click
 
 from ..formatting import age, dump
-from ..model import SafetyBackup, requested_by
 from .common import KUBE_NAME, Client, output_option, selector_text
 from .common import command as async_command
 from .complete import complete_restores
@@ -26,6 +25,7 @@ async def command(client: Client, name: str, output: str | None) -> int:
     is shown; the exit code is 0 whenever the restore itself could be shown."""
     from .. import kube as k
     from .. import restore_view
+    from ..model import SafetyBackup, requested_by
 
     ns = client.namespace
     try:

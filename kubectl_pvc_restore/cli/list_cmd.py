@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import click
 
 from ..formatting import age, as_list, dump, table
@@ -38,6 +36,8 @@ def rows(items: list[dict], wide: bool, all_namespaces: bool) -> tuple[list[str]
 @async_command
 async def command(client: Client, all_namespaces: bool, watch: bool, output: str | None) -> int:
     """List PVCRestores (alias: ls)."""
+    import asyncio
+
     namespace = None if all_namespaces else client.namespace
     last = None
     while True:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from ..model import SafetyBackup
 from .common import KUBE_NAME, Client, follow
 from .common import command as async_command
 from .complete import complete_restores
+
+if TYPE_CHECKING:
+    from ..model import SafetyBackup
 
 
 def check_usage(*, wait: bool, timeout: float | None, **_: object) -> None:
@@ -47,6 +51,7 @@ async def check_still_there(client: Client, status: dict, backup: SafetyBackup, 
 async def command(client: Client, name: str, wait: bool, timeout: float | None) -> int:
     """Undo a restore that was started with --safety-backup: restore the backup of the PVC's data taken just before
     it (a new restore, as of that backup)."""
+    from ..model import SafetyBackup
     from ..restores import create_restore
     from ..selector import Selector
 
