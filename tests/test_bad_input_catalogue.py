@@ -67,7 +67,8 @@ class World:
 
 def fingerprint(kube: Any, ns: str, *, pvc_content: bool = False) -> dict[tuple[str, str], Any]:
     """Every object the product could touch in ``ns``, with its resourceVersion (workloads also with replicas), and the
-    number of PVCRestores cluster-wide. ``pvc_content``: PVCs by uid, labels, annotations and spec instead (an
+    uids of the PVCRestores cluster-wide (check_unchanged looks only for new ones there: other tests' namespaces may
+    still be going away). ``pvc_content``: PVCs by uid, labels, annotations and spec instead (an
     annotation test writes the PVC twice, and must leave it as it was)."""
     seen: dict[tuple[str, str], Any] = {}
     for res in (k.PVCS, k.PVC_RESTORES, k.CONFIGMAPS, k.DEPLOYMENTS, k.STATEFULSETS, k.REPLICATION_SOURCES,
@@ -82,8 +83,12 @@ def fingerprint(kube: Any, ns: str, *, pvc_content: bool = False) -> dict[tuple[
             if res in (k.DEPLOYMENTS, k.STATEFULSETS):
                 entry = (*entry, obj["spec"].get("replicas"))
             seen[(res.kind, meta["name"])] = entry
-    seen[("PVCRestore", "(cluster-wide count)")] = len(kube.list(k.PVC_RESTORES, None))
+    seen[CLUSTER_WIDE] = frozenset(r["metadata"]["uid"] for r in kube.list(k.PVC_RESTORES, None))
     return seen
+
+
+#: The fingerprint's entry for every PVCRestore in the cluster (a bad input must not create one anywhere).
+CLUSTER_WIDE = ("PVCRestore", "(created in any namespace)")
 
 
 def settled(kube: Any, ns: str, **options: Any) -> dict[tuple[str, str], Any]:
@@ -95,7 +100,8 @@ def settled(kube: Any, ns: str, **options: Any) -> dict[tuple[str, str], Any]:
 
         time.sleep(0.5)
         now = fingerprint(kube, ns, **options)
-        same, last[0] = now == last[0], now
+        mine = {key: value for key, value in now.items() if key != CLUSTER_WIDE}
+        same, last[0] = mine == last[0], mine
         return now if same else None
 
     return wait_for(stable, timeout=60, interval=0, message="the namespace to settle")
@@ -137,8 +143,12 @@ def check_clear(ledger, what: str, text: str, expected: str, internals_pattern: 
 
 
 def check_unchanged(ledger, what: str, before: dict, after: dict) -> None:
-    changed = {key: (before.get(key), after.get(key)) for key in before.keys() | after.keys()
-               if before.get(key) != after.get(key)}
+    before, after = dict(before), dict(after)
+    created = after.pop(CLUSTER_WIDE, frozenset()) - before.pop(CLUSTER_WIDE, frozenset())
+    changed: dict[Any, Any] = {key: (before.get(key), after.get(key)) for key in before.keys() | after.keys()
+                               if before.get(key) != after.get(key)}
+    if created:
+        changed[CLUSTER_WIDE] = sorted(created)
     ledger.check(not changed, f"{what} changed the cluster: {changed}")
 
 
