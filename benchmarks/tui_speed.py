@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -24,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cli_speed import time_once  # noqa: E402 - wall and CPU time of one command, as cli_speed measures it
 from devtools.controlplane import ControlPlane  # noqa: E402
 from kubectl_pvc_restore.cli import common  # noqa: E402
 from kubectl_pvc_restore.tui.app import PVCRestoreApp  # noqa: E402
@@ -122,16 +121,6 @@ async def idle_cpu(kubeconfig: str, expected: int, seconds: float, interval: flo
         return used / seconds, polls - first
 
 
-def kubectl_get(cp: ControlPlane, env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds (user + system; Go may use more than one core) of `kubectl get pvc -A`."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    subprocess.run([str(cp.bin / "kubectl"), "get", "pvc", "-A"], env=env, check=True, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pvcs", type=int, default=1000)
@@ -145,11 +134,11 @@ def main() -> int:
         print(f"{args.pvcs} PVCs in {len(NAMESPACES)} namespaces created in {took:.1f}s; "
               f"load average {os.getloadavg()[0]:.2f}")
         asyncio.run(first_screen(str(kubeconfig), args.pvcs))  # warm: imports, the API server's caches
-        kubectl_get(cp, env)
+        time_once([str(cp.bin / "kubectl"), "get", "pvc", "-A"], env)
         tui, kubectl = [], []
         for _ in range(args.runs):  # interleaved, so that a burst of load hits both alike
             tui.append(asyncio.run(first_screen(str(kubeconfig), args.pvcs)))
-            kubectl.append(kubectl_get(cp, env))
+            kubectl.append(time_once([str(cp.bin / "kubectl"), "get", "pvc", "-A"], env))
         tui_med, kubectl_med = statistics.median(t for t, _ in tui), statistics.median(t for t, _ in kubectl)
         tui_cpu, kubectl_cpu = statistics.median(c for _, c in tui), statistics.median(c for _, c in kubectl)
         print(f"{args.runs} runs each, interleaved (medians; wall times of all runs in brackets); "
