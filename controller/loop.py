@@ -32,19 +32,21 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks
 from kubectl_pvc_restore.model import FINALIZER, Phase, PVCRestore
 
-from . import metrics, observed, phases
+from . import metrics, observed, phases, wake
 from .health import Health
 from .history import prune as prune_history
 from .leader import LeaderElector
 from .lock_cleanup import clean_locks
 from .settings import Settings
-from .triggers import Triggers, wants_restore
+from .triggers import Triggers, asked_by_someone, new_request, wants_restore
 from .watched_list import WatchedList
 
 Objects = list[dict[str, Any]]
 log = logging.getLogger("pvc-restore.loop")
 #: Namespaces listed at the same time in one poll when the controller is limited to a list of namespaces.
 LIST_CONCURRENCY = 8
+#: Annotated PVCs turned into PVCRestores at the same time in one poll.
+TRIGGER_CONCURRENCY = 8
 #: The API server's RBAC denial: ``User "..." cannot patch resource "deployments/scale" in API group "apps" in the
 #: namespace "ns"``.
 _DENIED = re.compile(r'cannot (?P<verb>[a-z]+) resource "(?P<resource>[^"]+)" in API group "(?P<group>[^"]*)"'
@@ -103,6 +105,12 @@ class Controller:
         self.blocked: dict[str, Blocked] = {}
         #: scope -> its PVCs, kept current between polls by following their changes (watched_list.py)
         self.pvc_lists: dict[str | None, WatchedList] = {}
+        #: scope -> the resourceVersion of its last PVCRestore list (new ones are noticed between polls from there)
+        self.restore_versions: dict[str | None, str] = {}
+        #: Polls begun (for the log and the tests).
+        self.polls = 0
+        #: Set between polls when a new request was noticed: the wait ends and the next poll starts at once.
+        self.poll_now = asyncio.Event()
 
     @property
     def active(self) -> bool:
@@ -124,6 +132,7 @@ class Controller:
         return not restore.finished or FINALIZER in restore.finalizers
 
     async def poll(self) -> None:
+        self.polls += 1
         started = time.monotonic()
         try:
             await self._poll()
@@ -135,7 +144,7 @@ class Controller:
         lock taken between the two is seen with its holder."""
         pvcs = await self._pvc_list(ns).read()
         lock_objs = await self.kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
-        restores = await self.kube.list(k.PVC_RESTORES, ns)
+        restores, self.restore_versions[ns] = await self.kube.list_versioned(k.PVC_RESTORES, ns)
         return pvcs, lock_objs, restores
 
     def _pvc_list(self, ns: str | None) -> WatchedList:
@@ -145,8 +154,20 @@ class Controller:
         return self.pvc_lists[ns]
 
     async def _follow_changes(self, seconds: float) -> None:
-        """Between polls: follow the PVCs' changes for at most ``seconds`` (the next poll reads them from memory)."""
-        await asyncio.gather(*(pvc_list.follow(seconds) for pvc_list in self.pvc_lists.values()))
+        """Between polls, for at most ``seconds``: follow the PVCs' changes (the next poll reads them from memory),
+        and poll at once for a new request (a restore annotation set, a PVCRestore created) rather than at the end of
+        the interval."""
+        def notice(pvc: dict[str, Any]) -> None:
+            if new_request(pvc):
+                self.poll_now.set()
+
+        async def new_restores(ns: str | None, version: str) -> None:
+            created = wake.Wake(k.PVC_RESTORES, ns, version, kinds=frozenset({"ADDED"}), accept=asked_by_someone)
+            if await wake.woken(self.kube, created, seconds):
+                self.poll_now.set()
+
+        await asyncio.gather(*(pvc_list.follow(seconds, notice) for pvc_list in self.pvc_lists.values()),
+                             *(new_restores(ns, version) for ns, version in self.restore_versions.items()))
 
     async def _list(self) -> tuple[Objects, Objects, Objects, bool]:
         """PVCs, locks and PVCRestores of every watched namespace, and whether every namespace answered."""
@@ -188,23 +209,7 @@ class Controller:
         listed_at = time.monotonic()
         pvcs, lock_objs, restores, complete = await self._list()
 
-        names = {(r["metadata"]["namespace"], r["metadata"]["name"]) for r in restores}
-        for pvc in pvcs:
-            if wants_restore(pvc):
-                # The trigger writes to the PVC: the next poll reads it again rather than act on an older copy.
-                for scope, pvc_list in self.pvc_lists.items():
-                    if scope in (None, pvc["metadata"]["namespace"]):
-                        pvc_list.reread(pvc["metadata"]["namespace"], pvc["metadata"]["name"])
-                meta = pvc["metadata"]
-                taken = {name for (n, name) in names if n == meta["namespace"]}
-                try:
-                    created = await self.triggers.handle(pvc, taken)
-                except k.KubeError as exc:
-                    log.warning("PVC %s/%s: annotation not handled yet: %s", meta["namespace"], meta["name"], exc)
-                    continue
-                if created is not None:
-                    restores.append(created)
-                    names.add((meta["namespace"], created["metadata"]["name"]))
+        await self._handle_triggers(pvcs, restores)
 
         by_key = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in restores}
         await clean_locks(self.kube, lock_objs, by_key, stale_after=self.settings.lock_stale_after)
@@ -242,7 +247,55 @@ class Controller:
             self.forbidden_since.pop(uid, None)
         metrics.LAST_POLL.set(time.time())
 
+    async def _handle_triggers(self, pvcs: Objects, restores: Objects) -> None:
+        """Turn the annotated PVCs into PVCRestores (added to ``restores``), several at once: each takes 3 writes, and
+        50 asked for together should not wait for one another."""
+        wanted = [pvc for pvc in pvcs if wants_restore(pvc)]
+        if not wanted:
+            return
+        taken: dict[str, set[str]] = {}  # namespace -> PVCRestore names in use (a claim adds its own at once)
+        for r in restores:
+            taken.setdefault(r["metadata"]["namespace"], set()).add(r["metadata"]["name"])
+        gate = asyncio.Semaphore(TRIGGER_CONCURRENCY)
+
+        async def one(pvc: dict[str, Any]) -> dict[str, Any] | None:
+            meta = pvc["metadata"]
+            # The trigger writes to the PVC: the next poll reads it again rather than act on an older copy.
+            for scope, pvc_list in self.pvc_lists.items():
+                if scope in (None, meta["namespace"]):
+                    pvc_list.reread(meta["namespace"], meta["name"])
+            async with gate:
+                try:
+                    return await self.triggers.handle(pvc, taken.setdefault(meta["namespace"], set()))
+                except k.KubeError as exc:
+                    log.warning("PVC %s/%s: annotation not handled yet: %s", meta["namespace"], meta["name"], exc)
+                    return None
+
+        restores += [created for created in await asyncio.gather(*(one(pvc) for pvc in wanted)) if created]
+
     async def _reconcile(self, obj: dict[str, Any], siblings: list[PVCRestore]) -> None:
+        """Reconcile one restore; while it waits for a change it named (``Run.wake``), follow that change until the
+        next poll and, once it comes, reconcile again at once on a fresh read of the PVCRestore."""
+        uid = obj["metadata"].get("uid")
+        try:
+            while True:
+                run = await self._reconcile_once(obj, siblings)
+                if run is None or run.wake is None or not self.active:
+                    return
+                if not await wake.woken(self.kube, run.wake, self.settings.poll_interval):
+                    return  # nothing changed: the next poll looks again
+                try:
+                    fresh = await self.kube.get_or_none(k.PVC_RESTORES, run.r.name, run.ns)
+                except k.KubeError:
+                    return
+                if fresh is None or fresh["metadata"].get("uid") != run.r.uid:
+                    return
+                obj = fresh
+        finally:
+            self.finished_at[uid] = time.monotonic()
+
+    async def _reconcile_once(self, obj: dict[str, Any], siblings: list[PVCRestore]) -> phases.Run | None:
+        """One reconcile; the Run when it ended without an error (it may be waiting), else None."""
         async with self.workers:
             run = phases.Run(self.kube, self.settings, obj, siblings)
             version = run.r.resource_version
@@ -252,6 +305,7 @@ class Controller:
                 self.backoff.pop(run.r.uid, None)
                 self.forbidden_since.pop(run.r.uid, None)
                 self._unblock(run.r.uid)
+                return run
             except k.Conflict:
                 log.debug("changed while reconciling; retrying on the next poll", extra=run.fields())
             except k.Forbidden as exc:
@@ -269,8 +323,7 @@ class Controller:
             except Exception:  # a bug must not stop the other restores
                 delay = self._back_off(run.r.uid)
                 log.exception("unexpected error (retrying in %.1fs)", delay, extra=run.fields())
-            finally:
-                self.finished_at[run.r.uid] = time.monotonic()
+            return None
 
     # -- Finalize refused by the API server ---------------------------------------------------------------------
 
@@ -340,11 +393,13 @@ class Controller:
         """The wait between polls (ends early on stop), during which the leader follows the PVCs' changes."""
         interval = self.settings.poll_interval
         follow = asyncio.ensure_future(self._follow_changes(interval)) if self.active else None
+        early = (asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.poll_now.wait()))
         try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except asyncio.TimeoutError:
-            pass
+            await asyncio.wait(early, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for waiter in early:
+                waiter.cancel()
+            self.poll_now.clear()
             if follow is not None:
                 follow.cancel()
                 await asyncio.gather(follow, return_exceptions=True)

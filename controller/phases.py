@@ -29,7 +29,7 @@ from kubectl_pvc_restore.model import (
 )
 from kubectl_pvc_restore.selector import Selector, SelectorError, check_restore_as_of
 
-from . import guard, holding, metrics, safety_backup, trusted
+from . import guard, holding, metrics, safety_backup, trusted, wake
 from .faults import crashpoint
 from .movers import check_mover
 from .run import Failed, Run
@@ -264,8 +264,9 @@ async def scale_down(run: Run) -> Phase | None:
             continue
         crashpoint(f"scaled-down:{owner.name}")
 
-    remaining = await plan.pods_mounting(run.kube, ns, pvc)
+    remaining, version = await plan.pods_mounting_versioned(run.kube, ns, pvc)
     if remaining:
+        run.wake = wake.gone(k.PODS, ns, version, (p["metadata"]["name"] for p in remaining))
         if run.overdue(run.settings.scale_down_timeout):
             raise Failed(f"timed out after {run.settings.scale_down_timeout:g}s waiting for pods to stop: "
                          + ", ".join(sorted(p["metadata"]["name"] for p in remaining)))
@@ -329,6 +330,9 @@ async def restore(run: Run) -> Phase | None:
         return Phase.FINALIZE
     await check_mover(run, destination=status.replication_destination)
     name = status.replication_destination
+    # Look again as soon as volsync changes the destination (its status: the mover started, or finished).
+    run.wake = wake.Wake(k.REPLICATION_DESTINATIONS, ns, destination["metadata"].get("resourceVersion") or "",
+                         name=name)
     if not status.mover_started:
         if run.overdue(run.mover_start_limit(), since=destination["metadata"].get("creationTimestamp")):
             raise Failed(f"the volsync mover did not start within {run.mover_start_limit():g}s (ReplicationDestination "
@@ -397,9 +401,11 @@ async def finalize(run: Run) -> Phase | None:
             notes.append(f"ReplicationDestination {status.replication_destination} does not belong to this restore: "
                          "left alone")
     if status.replication_destination or safety_source:
-        movers = [p["metadata"]["name"] for p in await plan.pods_mounting(run.kube, ns, run.r.spec.pvc)
+        mounting, version = await plan.pods_mounting_versioned(run.kube, ns, run.r.spec.pvc)
+        movers = [p["metadata"]["name"] for p in mounting
                   if volsync.is_mover_pod(p) or (safety_source and volsync.is_mover_pod(p, source=safety_source))]
         if movers and not run.overdue(run.settings.scale_down_timeout):
+            run.wake = wake.gone(k.PODS, ns, version, movers)
             await run.wait(f"waiting for the volsync mover pod(s) to stop: {', '.join(sorted(movers))}")
             return None
     if keep:
@@ -514,6 +520,7 @@ async def reconcile(run: Run) -> None:
         if run.r.deletion_timestamp and phase != Phase.FINALIZE:
             await fail(run, "the PVCRestore was deleted before it finished")
             continue
+        run.wake = None  # only what the handler that returns last waits for
         try:
             next_phase = await PHASES[phase](run)
         except Failed as exc:

@@ -11,6 +11,7 @@ from kubectl_pvc_restore.model import API_VERSION, KIND, PVCRestore, Status, for
 from kubectl_pvc_restore.selector import Selector
 
 from .settings import Settings
+from .wake import Wake
 
 
 class Failed(Exception):
@@ -44,6 +45,8 @@ class Run:
         #: When the API server first refused this restore a permission (monotonic seconds; the loop keeps it across
         #: reconciles until one succeeds), or None.
         self.forbidden_since: float | None = None
+        #: Set by a handler that waits: the change to follow until the next poll, to look again at once (wake.py).
+        self.wake: Wake | None = None
 
     def refused_for_long(self) -> bool:
         """A permission has been refused for ``forbidden_grace``: not an API server still loading RBAC."""

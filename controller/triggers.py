@@ -31,6 +31,8 @@ from .faults import crashpoint
 
 #: The PVCRestore name claimed for the pending annotation (the intent, written before creating it).
 CLAIM_ANNOTATION = f"{GROUP}/restore-name"
+#: The created-by annotation of a PVCRestore made from the annotation.
+TRIGGER_CREATED_BY = f"annotation {RESTORE_ANNOTATION}"
 #: On a PVCRestore made from the annotation: the annotation's exact value.
 VALUE_ANNOTATION = f"{GROUP}/restore-value"
 
@@ -40,6 +42,19 @@ log = logging.getLogger("pvc-restore.triggers")
 def wants_restore(pvc_meta: dict[str, Any]) -> bool:
     annotations = (pvc_meta.get("metadata") or {}).get("annotations") or {}
     return RESTORE_ANNOTATION in annotations or CLAIM_ANNOTATION in annotations
+
+
+def new_request(pvc_meta: dict[str, Any]) -> bool:
+    """A restore annotation not yet claimed: someone just asked (the claim's own write is not a new request)."""
+    annotations = (pvc_meta.get("metadata") or {}).get("annotations") or {}
+    return RESTORE_ANNOTATION in annotations and CLAIM_ANNOTATION not in annotations
+
+
+def asked_by_someone(restore_meta: dict[str, Any]) -> bool:
+    """A PVCRestore someone created (``kubectl pvc-restore start``, kubectl apply), not one the trigger made (the poll
+    that made it reconciles it already)."""
+    annotations = (restore_meta.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(CREATED_BY_ANNOTATION) != TRIGGER_CREATED_BY
 
 
 def restore_name(pvc: str, seconds: int, taken: set[str]) -> str:
@@ -55,7 +70,8 @@ class Triggers:
         self.kube = kube
 
     async def handle(self, pvc_meta: dict[str, Any], existing: set[str]) -> dict[str, Any] | None:
-        """Process one annotated PVC (metadata only). Returns the PVCRestore it created, if any."""
+        """Process one annotated PVC (metadata only). Returns the PVCRestore it created, if any. ``existing``: the
+        PVCRestore names in use in its namespace; a name claimed here is added to it."""
         meta = pvc_meta["metadata"]
         ns, pvc = meta["namespace"], meta["name"]
         annotations = meta.get("annotations") or {}
@@ -76,12 +92,13 @@ class Triggers:
             if selector is not None:
                 if claimed is None:
                     claimed = restore_name(pvc, int(now().timestamp()), existing)
+                    existing.add(claimed)  # before any await: a PVC handled at the same time picks another name
                     updated = await self.kube.patch(k.PVCS, pvc, ns, {"metadata": {
                         "resourceVersion": meta["resourceVersion"], "annotations": {CLAIM_ANNOTATION: claimed}}})
                     meta = updated["metadata"]
                     crashpoint("claimed-name")
                 labels = {PVC_LABEL: pvc} if len(pvc) <= 63 else {}
-                restore_annotations = {CREATED_BY_ANNOTATION: f"annotation {RESTORE_ANNOTATION}",
+                restore_annotations = {CREATED_BY_ANNOTATION: TRIGGER_CREATED_BY,
                                        VALUE_ANNOTATION: value}
                 if requested_by:
                     restore_annotations[REQUESTED_BY_ANNOTATION] = requested_by

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import math
 import time
-from typing import Any
+from typing import Any, Callable
 
 from kubectl_pvc_restore import kube as k
 
@@ -30,6 +30,19 @@ KEPT_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "c
 def slim(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     return {"metadata": {key: meta[key] for key in KEPT_METADATA if key in meta}}
+
+
+def older(obj: dict[str, Any], held: dict[str, Any] | None) -> bool:
+    """Whether ``obj`` is an older version than ``held``. A watch delivers one object's changes in order, but an
+    object read again with a GET (after the controller wrote to it) can be newer than a change the watch delivers
+    after it; applying that change would bring back, say, an annotation the controller has just removed. Kubernetes
+    asks clients to treat resourceVersions as opaque, so only the kube-apiserver's own form (etcd's revision, a
+    decimal integer) is compared; anything else counts as newer."""
+    if held is None:
+        return False
+    mine, theirs = (o.get("metadata", {}).get("resourceVersion") or "" for o in (obj, held))
+    numbers = all(v.isascii() and v.isdigit() for v in (mine, theirs))
+    return numbers and int(mine) < int(theirs)
 
 
 class WatchedList:
@@ -80,9 +93,10 @@ class WatchedList:
             self.stale.discard(key)
         return list(self.items.values())
 
-    async def follow(self, seconds: float) -> None:
+    async def follow(self, seconds: float, notice: Callable[[dict[str, Any]], Any] | None = None) -> None:
         """Apply the changes the API server reports within the next ``seconds`` (returns when they are up; callers
-        may also cancel it). Any failure only means the next read lists in full."""
+        may also cancel it); each added or changed object is also passed to ``notice``. Any failure only means the
+        next read lists in full."""
         if self.version is None:
             return
         self.watches += 1
@@ -95,7 +109,11 @@ class WatchedList:
                 if kind == "DELETED":
                     self.items.pop(self._key(obj), None)
                 elif kind in ("ADDED", "MODIFIED"):
-                    self.items[self._key(obj)] = slim(obj)
+                    key = self._key(obj)
+                    if not older(obj, self.items.get(key)):  # else: read again after this change, keep that
+                        self.items[key] = slim(obj)
+                        if notice is not None:
+                            notice(obj)
                 if kind != "BOOKMARK":
                     self.events += 1
                 if version:

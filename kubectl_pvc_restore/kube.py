@@ -585,8 +585,9 @@ class Kube:
                 return items, version
 
     async def watch(self, res: Resource, namespace: str | None, resource_version: str, *,
-                    label_selector: str | None = None, metadata_only: bool = False,
-                    timeout_seconds: int = 60) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+                    label_selector: str | None = None, field_selector: str | None = None,
+                    metadata_only: bool = False, timeout_seconds: int = 60
+                    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """The changes since ``resource_version``, as ``(type, object)``: ADDED, MODIFIED, DELETED and BOOKMARK
         (only its resourceVersion is meaningful), for at most ``timeout_seconds`` (the API server ends the watch
         then; the caller may stop reading sooner). Raises Gone when that resourceVersion is too old (410): list again.
@@ -595,7 +596,8 @@ class Kube:
         import kr8s
 
         params = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(timeout_seconds), "labelSelector": label_selector}
+                  "timeoutSeconds": str(timeout_seconds), "labelSelector": label_selector,
+                  "fieldSelector": field_selector}
         url = res.url(namespace)
         head, _, tail = url.rpartition("/")
         what = f"watch {self._what(res, None, namespace)}"

@@ -27,7 +27,13 @@ class WorkloadPlan:
 
 
 async def pods_mounting(kube: k.Kube, namespace: str, pvc: str) -> list[dict[str, Any]]:
-    return [p for p in await kube.list(k.PODS, namespace) if og.mounts(p, pvc)]
+    return (await pods_mounting_versioned(kube, namespace, pvc))[0]
+
+
+async def pods_mounting_versioned(kube: k.Kube, namespace: str, pvc: str) -> tuple[list[dict[str, Any]], str]:
+    """The pods that mount ``pvc``, and the resourceVersion of the list (where a watch for their deletion starts)."""
+    pods, version = await kube.list_versioned(k.PODS, namespace)
+    return [p for p in pods if og.mounts(p, pvc)], version
 
 
 async def _fetch(kube: k.Kube, namespace: str, key: og.Key) -> dict[str, Any] | None:

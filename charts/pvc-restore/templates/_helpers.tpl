@@ -49,10 +49,11 @@ The controller's RBAC rules: exactly the verbs it uses (see controller/ and kube
 The one copy, rendered into the ClusterRole (all namespaces) or into a Role per rbac.namespaces entry.
 */ -}}
 {{- define "pvc-restore.rules" -}}
-# PVCRestores: list every poll; create from the annotation; finalizer (PATCH) writes; history pruning.
+# PVCRestores: list every poll, new ones noticed between polls (watch, bounded by the poll interval); create from the
+# annotation; finalizer (PATCH) writes; history pruning.
 - apiGroups: [pvc-restore.homelab-helper.benfiola.com]
   resources: [pvcrestores]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [pvc-restore.homelab-helper.benfiola.com]
   resources: [pvcrestores/status]
   verbs: [update]
@@ -61,10 +62,11 @@ The one copy, rendered into the ClusterRole (all namespaces) or into a Role per 
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
   verbs: [get, list, watch, patch]
-# Pods that mount the PVC (bare ones are deleted only when a restore allows it), and volsync's mover pods.
+# Pods that mount the PVC (bare ones are deleted only when a restore allows it), and volsync's mover pods; a restore
+# waiting for them to stop follows their deletion until the next poll (watch).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, get, delete]
+  verbs: [list, watch, get, delete]
 # The log of a failed mover pod: its tail goes into status.error, its head shows whether the restore began.
 - apiGroups: [""]
   resources: [pods/log]
@@ -126,7 +128,7 @@ The one copy, rendered into the ClusterRole (all namespaces) or into a Role per 
   verbs: [get, list, patch, create, delete]
 - apiGroups: [volsync.backube]
   resources: [replicationdestinations]
-  verbs: [get, create, delete]
+  verbs: [get, watch, create, delete]
 {{- end -}}
 
 {{- /*
