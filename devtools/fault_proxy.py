@@ -68,6 +68,20 @@ def resource_of(path: str) -> str:
     return parts[0] + ("/" + parts[2] if len(parts) > 2 else "")
 
 
+def verb_of(method: str, path: str) -> str:
+    """The HTTP method, except that a GET is told apart as the API server's audit log does: ``LIST`` (no name),
+    ``WATCH`` (``watch=true``) or ``GET`` (one object)."""
+    if method != "GET":
+        return method
+    if "watch=true" in path.split("?", 1)[-1] or "watch=1" in path.split("?", 1)[-1]:
+        return "WATCH"
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    parts = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else parts
+    if parts[:1] == ["namespaces"] and len(parts) > 2:
+        parts = parts[2:]
+    return "GET" if len(parts) >= 2 else "LIST"
+
+
 class Proxy:
     def __init__(self, upstream: str, *, ca: str | None, rate: float = 0.0, kinds: tuple[str, ...] = KINDS,
                  only_agent: str = "", seed: int | None = None, stall: float = 5.0, latency: float = 0.3) -> None:
@@ -171,7 +185,7 @@ class Proxy:
         agent = next((v for k, v in headers if k == "user-agent"), "")
         if path.startswith(CONTROL):
             return await self._control(conn, writer, method, path, body)
-        self.requests[f"{agent} {method} {resource_of(path)}"] += 1
+        self.requests[f"{agent} {verb_of(method, path)} {resource_of(path)}"] += 1
         fault = self.choose_fault(method, agent, path)
         if fault:
             self.faults[fault] += 1
