@@ -12,6 +12,11 @@ Annotated PVCs become PVCRestores; stale locks are deleted; and every PVCRestore
 reconcile task. Tasks run concurrently (bounded by ``workers``) and a poll never waits for them, so one slow restore
 never delays another; a restore whose previous task is still running is skipped until it ends.
 
+Between polls the leader follows the PVCs' changes and new PVCRestores (watches bounded by the interval): a new
+request ends the wait and starts the next poll at once. A restore that waits for something (pods to stop, the mover)
+keeps its task and follows that change (wake.py); on it, it reconciles again at once, without a worker slot while it
+waits. So the interval bounds how long a change nobody follows goes unnoticed, not how long each step takes.
+
 A restore whose Finalize the API server refuses (401/403: a permission removed, credentials no longer valid) keeps
 its workloads scaled down until that is fixed, so it is not only a retried warning: a Warning Event
 ``FinalizeBlocked`` on the PVCRestore names the refused permission (at most once per
@@ -107,6 +112,8 @@ class Controller:
         self.pvc_lists: dict[str | None, WatchedList] = {}
         #: scope -> the resourceVersion of its last PVCRestore list (new ones are noticed between polls from there)
         self.restore_versions: dict[str | None, str] = {}
+        #: uids of the restores whose reconcile task waits for a change (wake.py), between two steps.
+        self.waking: set[str] = set()
         #: Polls begun (for the log and the tests).
         self.polls = 0
         #: Set between polls when a new request was noticed: the wait ends and the next poll starts at once.
@@ -282,8 +289,12 @@ class Controller:
                 run = await self._reconcile_once(obj, siblings)
                 if run is None or run.wake is None or not self.active:
                     return
-                if not await wake.woken(self.kube, run.wake, self.settings.poll_interval):
-                    return  # nothing changed: the next poll looks again
+                self.waking.add(uid)
+                try:
+                    if not await wake.woken(self.kube, run.wake, self.settings.poll_interval):
+                        return  # nothing changed: the next poll looks again
+                finally:
+                    self.waking.discard(uid)
                 try:
                     fresh = await self.kube.get_or_none(k.PVC_RESTORES, run.r.name, run.ns)
                 except k.KubeError:
@@ -405,7 +416,10 @@ class Controller:
                 await asyncio.gather(follow, return_exceptions=True)
 
     async def drain(self) -> None:
-        """Let in-flight reconciles finish their current step (each is bounded by HTTP timeouts)."""
+        """Let in-flight reconciles finish their current step (each is bounded by HTTP timeouts); those only waiting
+        for a change (between two steps) end now."""
+        for uid in self.waking:
+            self.tasks[uid].cancel()
         pending = [t for t in self.tasks.values() if not t.done()]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
