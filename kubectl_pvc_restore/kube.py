@@ -311,6 +311,9 @@ class Kube:
         self._retired_sessions: set[Any] = set()
         #: Sent with every request (a new session after a certificate rotation keeps it).
         self.user_agent: str | None = None
+        #: Watches get an HTTP client of their own (``_watch_client``), made for the session in use.
+        self._watch_session: Any = None
+        self._watch_session_for: Any = None
 
     @classmethod
     async def connect(
@@ -593,22 +596,20 @@ class Kube:
         then; the caller may stop reading sooner). Raises Gone when that resourceVersion is too old (410): list again.
         """
         import httpx
-        import kr8s
 
         params = {"watch": "true", "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                   "timeoutSeconds": str(timeout_seconds), "labelSelector": label_selector,
                   "fieldSelector": field_selector}
-        url = res.url(namespace)
-        head, _, tail = url.rpartition("/")
         what = f"watch {self._what(res, None, namespace)}"
-        headers = {"Accept": METADATA_WATCH if metadata_only else "application/json"}
         try:
-            async with self.api.call_api("GET", version="", base=head, url=tail, raise_for_status=False,
-                                         stream=True, headers=headers,
-                                         params={k: v for k, v in params.items() if v is not None},
-                                         timeout=httpx.Timeout(self._timeout(),
-                                                               read=timeout_seconds + self._timeout())
-                                         ) as response:
+            client = await self._watch_client()
+            # The session's headers as they are now: its credentials (reloaded after a 401) and User-Agent.
+            headers = {**self.api._session.headers,
+                       "Accept": METADATA_WATCH if metadata_only else "application/json"}
+            async with client.stream("GET", res.url(namespace), headers=headers,
+                                     params={k: v for k, v in params.items() if v is not None},
+                                     timeout=httpx.Timeout(self._timeout(), read=timeout_seconds + self._timeout())
+                                     ) as response:
                 if self.observer:
                     self.observer("WATCH", response.status_code)
                 if response.is_error:
@@ -624,11 +625,35 @@ class Kube:
                             raise Gone(f"{what}: resourceVersion {resource_version} is too old ({obj.get('message')})")
                         raise KubeError(f"{what}: {obj.get('message') or obj}")
                     yield kind, obj
-        except (httpx.TransportError, kr8s.APITimeoutError) as exc:
+        except httpx.TransportError as exc:
             if self.observer:
                 self.observer("WATCH", None)
             raise Unreachable(f"{what}: cannot reach the Kubernetes API server at {self.server}: "
                               f"{exc or type(exc).__name__}") from exc
+
+    async def _watch_client(self) -> Any:
+        """The HTTP client watches use: not the session's. httpcore looks at every pooled connection each time it
+        places a request (``_assign_requests_to_connections``: a readability poll per connection, and a count of the
+        idle ones per idle one), so a pool also holding one open watch per waiting restore made every request cost
+        more; with 50 restores waiting, that was a third of the controller's CPU. Made for the session in use (a new
+        one after a certificate rotation); the credentials go with each request."""
+        import httpx
+
+        session = self.api._session
+        if self._watch_session is None or self._watch_session_for is not session:
+            old = self._watch_session
+            self._watch_session = httpx.AsyncClient(
+                base_url=str(session.base_url), verify=await self.api.auth.ssl_context(), timeout=session.timeout,
+                follow_redirects=True, proxy=getattr(self.api.auth, "proxy", None))
+            self._watch_session_for = session
+            if old is not None:
+                asyncio.get_running_loop().call_later(self._timeout() + 5.0, self._close_later, old)
+        return self._watch_session
+
+    def _close_later(self, client: Any) -> None:
+        task = asyncio.get_running_loop().create_task(client.aclose())
+        self._retired_sessions.add(task)
+        task.add_done_callback(self._retired_sessions.discard)
 
     async def create(self, res: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         namespace = namespace or body.get("metadata", {}).get("namespace")
