@@ -311,6 +311,10 @@ class Kube:
         self._retired_sessions: set[Any] = set()
         #: Sent with every request (a new session after a certificate rotation keeps it).
         self.user_agent: str | None = None
+        #: ``list_shared``: the list callers now wait for (not sent yet), and the one being sent, per resource and
+        #: namespace.
+        self._shared_lists: dict[tuple[str, str, str], asyncio.Task] = {}
+        self._sent_lists: dict[tuple[str, str, str], asyncio.Task] = {}
         #: Watches get an HTTP client of their own (``_watch_client``), made for the session in use.
         self._watch_session: Any = None
         self._watch_session_for: Any = None
@@ -586,6 +590,34 @@ class Kube:
             token = meta.get("continue")
             if not token:
                 return items, version
+
+    async def list_shared(self, res: Resource, namespace: str) -> tuple[builtins.list[dict[str, Any]], str]:
+        """``list_versioned`` of a whole namespace, shared by the callers that ask at the same time: each gets a list
+        whose request was sent after it asked (so it sees everything written before it asked), but callers that ask
+        while one is being sent share the next one. Many restores in one namespace looking at its pods at once make
+        one list, not one each. Callers must not change what they get."""
+        key = (res.plural, res.api_version, namespace)
+        shared = self._shared_lists.get(key)
+        if shared is None or shared.get_loop() is not asyncio.get_running_loop():
+            shared = self._shared_lists[key] = asyncio.get_running_loop().create_task(
+                self._send_shared_list(key, res, namespace))
+            shared.add_done_callback(lambda task: task.cancelled() or task.exception())  # retrieved by any caller
+        return await asyncio.shield(shared)
+
+    async def _send_shared_list(self, key: tuple[str, str, str], res: Resource, namespace: str
+                                ) -> tuple[builtins.list[dict[str, Any]], str]:
+        sent = self._sent_lists.get(key)
+        if sent is not None and sent.get_loop() is asyncio.get_running_loop():
+            # Sent before the callers of this one asked: wait for it, then send ours.
+            await asyncio.wait([sent])
+        mine = self._shared_lists.pop(key)  # from now on, callers wait for the next one
+        assert mine is asyncio.current_task()
+        self._sent_lists[key] = mine
+        try:
+            return await self.list_versioned(res, namespace)
+        finally:
+            if self._sent_lists.get(key) is mine:
+                del self._sent_lists[key]
 
     async def watch(self, res: Resource, namespace: str | None, resource_version: str, *,
                     label_selector: str | None = None, field_selector: str | None = None,

@@ -31,8 +31,9 @@ async def pods_mounting(kube: k.Kube, namespace: str, pvc: str) -> list[dict[str
 
 
 async def pods_mounting_versioned(kube: k.Kube, namespace: str, pvc: str) -> tuple[list[dict[str, Any]], str]:
-    """The pods that mount ``pvc``, and the resourceVersion of the list (where a watch for their deletion starts)."""
-    pods, version = await kube.list_versioned(k.PODS, namespace)
+    """The pods that mount ``pvc``, and the resourceVersion of the list (where a watch for their deletion starts).
+    Restores of one namespace looking at the same time share one list (``Kube.list_shared``)."""
+    pods, version = await kube.list_shared(k.PODS, namespace)
     return [p for p in pods if og.mounts(p, pvc)], version
 
 
