@@ -334,6 +334,8 @@ class Controller:
             except Exception:  # a bug must not stop the other restores
                 delay = self._back_off(run.r.uid)
                 log.exception("unexpected error (retrying in %.1fs)", delay, extra=run.fields())
+            finally:
+                await run.events_sent()
             return None
 
     # -- Finalize refused by the API server ---------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
@@ -12,6 +14,8 @@ from kubectl_pvc_restore.selector import Selector
 
 from .settings import Settings
 from .wake import Wake
+
+log = logging.getLogger("pvc-restore.run")
 
 
 class Failed(Exception):
@@ -45,6 +49,8 @@ class Run:
         #: When the API server first refused this restore a permission (monotonic seconds; the loop keeps it across
         #: reconciles until one succeeds), or None.
         self.forbidden_since: float | None = None
+        #: The last Event recorded (``event``), sent after the ones before it.
+        self._events: asyncio.Task | None = None
         #: Set by a handler that waits: the change to follow until the next poll, to look again at once (wake.py).
         self.wake: Wake | None = None
 
@@ -98,8 +104,26 @@ class Run:
         self._adopt(obj)
 
     async def event(self, reason: str, message: str, *, warning: bool = False) -> None:
-        await self.kube.event({**self.obj, "apiVersion": API_VERSION, "kind": KIND}, reason, message,
-                              type_="Warning" if warning else "Normal")
+        """Record an Event about the restore without waiting for it: Events are best effort, and a restore's steps
+        should not each wait for one more request. They are sent one after the other, in the order recorded;
+        ``events_sent`` waits for them."""
+        about = {**self.obj, "apiVersion": API_VERSION, "kind": KIND}
+        previous = self._events
+
+        async def send() -> None:
+            if previous is not None:
+                await asyncio.wait([previous])
+            try:
+                await self.kube.event(about, reason, message, type_="Warning" if warning else "Normal")
+            except Exception:  # noqa: BLE001 - best effort, and nobody awaits this task's result
+                log.exception("recording Event %s failed", reason)
+
+        self._events = asyncio.get_running_loop().create_task(send())
+
+    async def events_sent(self) -> None:
+        """Wait until every Event recorded so far was sent (or refused: they are best effort)."""
+        if self._events is not None:
+            await asyncio.wait([self._events])
 
     def owns(self, obj: dict[str, Any] | None) -> bool:
         """Whether this restore created ``obj`` (its ownerReference), whatever name status gives it."""

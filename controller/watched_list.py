@@ -77,9 +77,13 @@ class WatchedList:
     async def read(self) -> list[dict[str, Any]]:
         """The objects as of the last list plus every change followed since."""
         if self.version is None or time.monotonic() - self.listed_at > self.relist_after:
-            items, version = await self.kube.list_versioned(self.res, self.namespace, limit=self.page_size,
-                                                            metadata_only=self.metadata_only)
-            self.items = {self._key(obj): slim(obj) for obj in items}
+            if self.metadata_only:  # decoded keeping only KEPT_METADATA: already slim
+                items, version = await self.kube.list_metadata(self.res, self.namespace, keep=KEPT_METADATA,
+                                                               limit=self.page_size)
+                self.items = {self._key(obj): obj for obj in items}
+            else:
+                items, version = await self.kube.list_versioned(self.res, self.namespace, limit=self.page_size)
+                self.items = {self._key(obj): slim(obj) for obj in items}
             self.version = version or None
             self.listed_at = time.monotonic()
             self.lists += 1

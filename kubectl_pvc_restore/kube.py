@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import builtins
 import dataclasses
+import functools
 import json
 import logging
 import os
 import re
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from . import model, names
 
@@ -293,6 +294,21 @@ def _skip_httpx_cli() -> None:
     sys.modules["httpx._main"] = stub
 
 
+@functools.cache
+def _slim_list_decoder(keep: tuple[str, ...]) -> Callable[[bytes], Any]:
+    """A msgspec decoder of a (PartialObjectMetadata) list that keeps only ``keep`` of each item's metadata; a field
+    absent from an object stays absent (UNSET, dropped by ``to_builtins``)."""
+    import msgspec
+
+    meta = msgspec.defstruct("Meta", [(name, Any, msgspec.UNSET) for name in keep])
+    item = msgspec.defstruct("Item", [("metadata", meta, msgspec.field(default_factory=meta))])
+    list_meta = msgspec.defstruct("ListMeta", [("resourceVersion", str, ""),
+                                               ("continue_", str, msgspec.field(default="", name="continue"))])
+    page = msgspec.defstruct("Page", [("items", list[item], msgspec.field(default_factory=list)),  # type: ignore[valid-type]
+                                      ("metadata", list_meta, msgspec.field(default_factory=list_meta))])
+    return msgspec.json.Decoder(page).decode
+
+
 class Kube:
     """Async access to one cluster. Create with ``await Kube.connect(...)``."""
 
@@ -385,8 +401,9 @@ class Kube:
         content_type: str = "application/json",
         accept: str | None = None,
         text: bool = False,
+        raw: bool = False,
     ) -> Any:
-        """The decoded JSON response (``text=True``: the body as text)."""
+        """The decoded JSON response (``text=True``: the body as text; ``raw=True``: as bytes)."""
 
         headers = {"Content-Type": content_type}
         if accept:
@@ -399,7 +416,7 @@ class Kube:
         retry = 0
         while True:
             try:
-                return await self._request_once(method, url, what=what, kwargs=kwargs, text=text)
+                return await self._request_once(method, url, what=what, kwargs=kwargs, text=text, raw=raw)
             except KubeError as error:
                 retry += 1
                 wait = _transient_wait(error, method, retry)
@@ -408,7 +425,8 @@ class Kube:
                 log.debug("%s: %s; sending it again in %.1fs", what, error, wait)
                 await asyncio.sleep(wait)
 
-    async def _request_once(self, method: str, url: str, *, what: str, kwargs: dict[str, Any], text: bool) -> Any:
+    async def _request_once(self, method: str, url: str, *, what: str, kwargs: dict[str, Any], text: bool,
+                            raw: bool = False) -> Any:
         import httpx
         import kr8s
 
@@ -422,6 +440,8 @@ class Kube:
                     if self.observer:
                         self.observer(method, response.status_code)
                     if not response.is_error:
+                        if raw:
+                            return response.content
                         if text:
                             return response.text
                         return response.json() if response.content else None
@@ -588,6 +608,31 @@ class Kube:
             meta = page.get("metadata") or {}
             version = version or meta.get("resourceVersion") or ""
             token = meta.get("continue")
+            if not token:
+                return items, version
+
+    async def list_metadata(self, res: Resource, namespace: str | None, *, keep: tuple[str, ...],
+                            limit: int | None = 500) -> tuple[builtins.list[dict[str, Any]], str]:
+        """A metadata-only list (as ``list_versioned``) of which only ``keep`` of each object's metadata is decoded:
+        msgspec skips the rest (managedFields above all, most of the bytes) without building it, several times
+        faster than decoding everything and with a fraction of the memory. Each item is ``{"metadata": {...}}``."""
+        import msgspec
+
+        decode = _slim_list_decoder(keep)
+        items: builtins.list[dict[str, Any]] = []
+        token: str | None = None
+        version = ""
+        while True:
+            body = await self.request(
+                "GET", res.url(namespace), what=self._what(res, None, namespace),
+                params={"limit": limit, "continue": token}, accept=METADATA_LIST, raw=True)
+            try:
+                page = decode(body)
+            except msgspec.DecodeError as exc:  # not JSON, or not the shape of a list
+                raise KubeError(f"{self._what(res, None, namespace)}: an answer that is not a list: {exc}") from exc
+            items.extend(msgspec.to_builtins(page.items))
+            version = version or page.metadata.resourceVersion
+            token = page.metadata.continue_
             if not token:
                 return items, version
 

@@ -85,6 +85,9 @@ class ListingKube:
     async def list_versioned(self, res, namespace=None, **kwargs):  # the PVCs' list, the point to follow from
         return await self.list(res, namespace, **kwargs), "1"
 
+    async def list_metadata(self, res, namespace=None, **kwargs):  # the PVCs' list, metadata kept as the poll needs
+        return await self.list_versioned(res, namespace, **kwargs)
+
 
 def test_poll_lists_per_namespace_and_skips_one_that_fails(caplog):
     kube = ListingKube(forbidden={"b"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +114,49 @@ def test_every_caller_gets_a_list_sent_after_it_asked(gaps):
     for asked, number in calls:
         assert kube.sent[number - 1] >= asked
     assert len(kube.sent) <= len(calls)
+
+
+# -- Kube.list_metadata: only the kept metadata is decoded ---------------------------------------------------------
+
+class Pages(k.Kube):
+    """Answers a paged metadata list from ``pages`` (raw bytes, as the API server sends them)."""
+
+    def __init__(self, pages: list[dict]) -> None:
+        super().__init__(api=None, namespace="ns")
+        self.pages = pages
+        self.params: list[dict] = []
+
+    async def request(self, method, url, *, raw=False, params=None, **kwargs):
+        assert raw and method == "GET"
+        self.params.append(dict(params or {}))
+        import json
+
+        return json.dumps(self.pages[len(self.params) - 1]).encode()
+
+
+def pvc_meta(name: str, **extra) -> dict:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": "7",
+                         "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}], **extra}}
+
+
+def test_a_metadata_list_keeps_only_what_is_asked_and_follows_continue():
+    from controller.watched_list import KEPT_METADATA, slim
+
+    first = [pvc_meta("a", annotations={"x": "1"}, labels={"l": "v"}, deletionTimestamp=None),
+             pvc_meta("b", ownerReferences=[{"kind": "StatefulSet", "name": "db", "uid": "u"}], generation=2)]
+    second = [pvc_meta("c", finalizers=["kubernetes.io/pvc-protection"])]
+    kube = Pages([{"metadata": {"resourceVersion": "41", "continue": "next"}, "items": first},
+                  {"metadata": {"resourceVersion": "41"}, "items": second}])
+    items, version = asyncio.run(kube.list_metadata(k.PVCS, "ns", keep=KEPT_METADATA, limit=2))
+    assert version == "41"
+    assert [p.get("continue") for p in kube.params] == [None, "next"]
+    assert items == [slim(o) for o in first + second]  # what decoding everything and dropping the rest gives
+    assert all("managedFields" not in i["metadata"] and "finalizers" not in i["metadata"] for i in items)
+
+
+@pytest.mark.parametrize("answer", [{"items": "not a list"}, {"items": [{"metadata": "x"}]}, {"metadata": []}])
+def test_an_answer_that_is_not_a_list_is_one_clear_error(answer):
+    kube = Pages([answer])
+    with pytest.raises(k.KubeError, match="list persistentvolumeclaims in namespace ns: an answer that is not a list"):
+        asyncio.run(kube.list_metadata(k.PVCS, "ns", keep=("name",)))
