@@ -149,7 +149,7 @@ class Controller:
     async def _list_scope(self, ns: str | None) -> tuple[Objects, Objects, Objects]:
         """The three lists of one namespace (``None``: all namespaces). Locks are listed before PVCRestores so that a
         lock taken between the two is seen with its holder."""
-        pvcs = await self._pvc_list(ns).read()
+        pvcs = await self._pvc_list(ns).read_matching()  # only the annotated ones: all a poll acts on
         lock_objs = await self.kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
         restores, self.restore_versions[ns] = await self.kube.list_versioned(k.PVC_RESTORES, ns)
         return pvcs, lock_objs, restores
@@ -157,7 +157,7 @@ class Controller:
     def _pvc_list(self, ns: str | None) -> WatchedList:
         if ns not in self.pvc_lists:
             self.pvc_lists[ns] = WatchedList(self.kube, k.PVCS, ns, metadata_only=True,
-                                             relist_after=self.settings.relist_interval)
+                                             relist_after=self.settings.relist_interval, index=wants_restore)
         return self.pvc_lists[ns]
 
     async def _follow_changes(self, seconds: float) -> None:

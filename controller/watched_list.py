@@ -47,13 +47,19 @@ def older(obj: dict[str, Any], held: dict[str, Any] | None) -> bool:
 
 class WatchedList:
     def __init__(self, kube: k.Kube, res: k.Resource, namespace: str | None, *, metadata_only: bool = False,
-                 relist_after: float = 600.0, page_size: int = 5000) -> None:
+                 relist_after: float = 600.0, page_size: int = 10000,
+                 index: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.kube, self.res, self.namespace = kube, res, namespace
         self.metadata_only = metadata_only
         self.relist_after = relist_after
-        #: Objects per page of a full list: few round trips (kubectl's 500 makes 20 for 10,000 PVCs), bounded memory.
+        #: Objects per page of a full list: few round trips (kubectl's 500 makes 20 for 10,000 PVCs; this makes 1),
+        #: and a bounded body per page (about 5 MB of metadata, of which only the kept part is decoded).
         self.page_size = page_size
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        #: The keys of the objects ``index`` accepts, kept as they change: what a poll looks at (the annotated PVCs),
+        #: without going through all of them.
+        self.index = index
+        self.matching: set[tuple[str, str]] = set()
         self.version: str | None = None  # None: list in full at the next read
         self.listed_at = float("-inf")
         #: Objects to read again before the next poll (the controller wrote to them).
@@ -69,6 +75,28 @@ class WatchedList:
         """The controller wrote to this object: the next read gets it again."""
         self.stale.add((namespace, name))
 
+    def _replace(self, items: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.items = items
+        index = self.index
+        self.matching = {key for key, obj in items.items() if index(obj)} if index else set()
+
+    def _put(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        self.items[key] = obj
+        if self.index is not None and self.index(obj):
+            self.matching.add(key)
+        else:
+            self.matching.discard(key)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        self.items.pop(key, None)
+        self.matching.discard(key)
+
+    async def read_matching(self) -> list[dict[str, Any]]:
+        """As ``read()``, but only the objects ``index`` accepts, without going through the others: an idle poll costs
+        the same with 50,000 PVCs as with 50."""
+        await self._refresh()
+        return [self.items[key] for key in sorted(self.matching)]
+
     @staticmethod
     def _key(obj: dict[str, Any]) -> tuple[str, str]:
         meta = obj.get("metadata") or {}
@@ -76,14 +104,18 @@ class WatchedList:
 
     async def read(self) -> list[dict[str, Any]]:
         """The objects as of the last list plus every change followed since."""
+        await self._refresh()
+        return list(self.items.values())
+
+    async def _refresh(self) -> None:
         if self.version is None or time.monotonic() - self.listed_at > self.relist_after:
             if self.metadata_only:  # decoded keeping only KEPT_METADATA: already slim
                 items, version = await self.kube.list_metadata(self.res, self.namespace, keep=KEPT_METADATA,
                                                                limit=self.page_size)
-                self.items = {self._key(obj): obj for obj in items}
+                self._replace({self._key(obj): obj for obj in items})
             else:
                 items, version = await self.kube.list_versioned(self.res, self.namespace, limit=self.page_size)
-                self.items = {self._key(obj): slim(obj) for obj in items}
+                self._replace({self._key(obj): slim(obj) for obj in items})
             self.version = version or None
             self.listed_at = time.monotonic()
             self.lists += 1
@@ -91,11 +123,10 @@ class WatchedList:
         for key in sorted(self.stale):
             obj = await self.kube.get_metadata(self.res, key[1], key[0] or None)
             if obj is None:
-                self.items.pop(key, None)
+                self._drop(key)
             else:
-                self.items[key] = slim(obj)
+                self._put(key, slim(obj))
             self.stale.discard(key)
-        return list(self.items.values())
 
     async def follow(self, seconds: float, notice: Callable[[dict[str, Any]], Any] | None = None) -> None:
         """Apply the changes the API server reports within the next ``seconds`` (returns when they are up; callers
@@ -111,11 +142,11 @@ class WatchedList:
                                                    timeout_seconds=max(1, math.ceil(seconds))):
                 version = (obj.get("metadata") or {}).get("resourceVersion")
                 if kind == "DELETED":
-                    self.items.pop(self._key(obj), None)
+                    self._drop(self._key(obj))
                 elif kind in ("ADDED", "MODIFIED"):
                     key = self._key(obj)
                     if not older(obj, self.items.get(key)):  # else: read again after this change, keep that
-                        self.items[key] = slim(obj)
+                        self._put(key, slim(obj))
                         if notice is not None:
                             notice(obj)
                 if kind != "BOOKMARK":

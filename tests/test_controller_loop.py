@@ -49,3 +49,53 @@ def test_a_held_pvc_keeps_what_a_poll_reads_and_drops_managed_fields():
     assert {key: held["metadata"][key] for key in ("name", "namespace", "uid", "resourceVersion", "labels")} == {
         "name": "data", "namespace": "apps", "uid": "u1", "resourceVersion": "42", "labels": {"app": "web"}}
     assert wants_restore(held) and held["metadata"]["annotations"] == pvc["metadata"]["annotations"]
+
+
+def test_a_poll_reads_only_the_annotated_pvcs_kept_as_their_changes_arrive():
+    """The followed PVC list keeps the annotated ones apart (``index``): a poll reads those, not all of them, and a
+    change that adds or removes the annotation moves a PVC in or out; so does a PVC read again or deleted."""
+    import asyncio
+
+    from controller.triggers import wants_restore
+    from controller.watched_list import WatchedList
+    from kubectl_pvc_restore import kube as k
+    from kubectl_pvc_restore.model import RESTORE_ANNOTATION
+
+    def pvc(name, version, annotated=False):
+        annotations = {RESTORE_ANNOTATION: ""} if annotated else {"other": "x"}
+        return {"metadata": {"name": name, "namespace": "apps", "resourceVersion": str(version),
+                             "annotations": annotations}}
+
+    class Fake:
+        def __init__(self):
+            self.events = []
+            self.again = {}
+
+        async def list_metadata(self, res, namespace, **kwargs):
+            return [pvc(f"p{i}", i, annotated=i in (3, 7)) for i in range(10)], "10"
+
+        async def watch(self, res, namespace, version, **kwargs):
+            for event in self.events:
+                yield event
+
+        async def get_metadata(self, res, name, namespace):
+            return self.again.get(name)
+
+    fake = Fake()
+    followed = WatchedList(fake, k.PVCS, "apps", metadata_only=True, index=wants_restore)
+    names = lambda items: sorted(o["metadata"]["name"] for o in items)  # noqa: E731
+
+    async def main():
+        assert names(await followed.read_matching()) == ["p3", "p7"]
+        fake.events = [("MODIFIED", pvc("p3", 11)), ("MODIFIED", pvc("p5", 12, annotated=True)),
+                       ("ADDED", pvc("p10", 13, annotated=True)), ("DELETED", pvc("p7", 14, annotated=True)),
+                       ("MODIFIED", pvc("p5", 9))]  # older than what is held: not applied
+        await followed.follow(1.0)
+        assert names(await followed.read_matching()) == ["p10", "p5"]
+        fake.again = {"p10": pvc("p10", 20)}  # written by the trigger: read again, no longer annotated
+        followed.reread("apps", "p10")
+        followed.reread("apps", "p5")  # gone meanwhile
+        assert names(await followed.read_matching()) == []
+        assert len(await followed.read()) == 9
+
+    asyncio.run(main())
