@@ -5,7 +5,7 @@ control plane (prints numbers side by side; asserts nothing). Read the ratios, n
 
 For N PVCs (metadata only, in one namespace, created first):
 - raw GET floor: one plain HTTPS GET of the metadata-only PVC list (httpx, the bytes read, no parsing kept);
-- full list: the metadata list paged as kubectl pages it, parsed whole; and as the controller reads it (pages of 10000,
+- full list: the metadata list paged as kubectl pages it, parsed whole; and as the controller reads it (one request,
   only the metadata it keeps decoded, with msgspec): what a poll did before changes were followed, and what the first
   poll and every relist still do;
 - idle poll: Controller.poll() after the first, when nothing changed (the PVCs come from the followed changes;
@@ -143,10 +143,10 @@ async def run(args: argparse.Namespace, kubeconfig: Path) -> None:
     print(f"{'raw GET of the metadata list (floor, %.1f MB)' % (raw[0][1] / 1e6):<52} {floor * 1000:8.0f}ms {1:8.2f}x")
     print(f"{'full list (paged 500 as kubectl, parsed)':<52} {statistics.median(full) * 1000:8.0f}ms "
           f"{statistics.median(full) / floor:8.2f}x")
-    print(f"{'full list (pages of 10000, as the controller reads it)':<52} "
+    print(f"{'full list (pages of 10000, decoded as the controller does)':<52} "
           f"{statistics.median(full_big) * 1000:8.0f}ms "
           f"{statistics.median(full_big) / floor:8.2f}x")
-    print(f"{'full list (one page, decoded as the controller does)':<52} "
+    print(f"{'full list (one request, as the controller reads it)':<52} "
           f"{statistics.median(full_one) * 1000:8.0f}ms {statistics.median(full_one) / floor:8.2f}x")
     print(f"{'first poll (lists PVCs in full)':<52} {first[0] * 1000:8.0f}ms {first[0] / floor:8.2f}x")
     print(f"{'idle poll (PVC changes followed, none listed)':<52} {statistics.median(idle) * 1000:8.0f}ms "

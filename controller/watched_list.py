@@ -47,13 +47,14 @@ def older(obj: dict[str, Any], held: dict[str, Any] | None) -> bool:
 
 class WatchedList:
     def __init__(self, kube: k.Kube, res: k.Resource, namespace: str | None, *, metadata_only: bool = False,
-                 relist_after: float = 600.0, page_size: int = 10000,
+                 relist_after: float = 600.0, page_size: int | None = None,
                  index: Callable[[dict[str, Any]], bool] | None = None) -> None:
         self.kube, self.res, self.namespace = kube, res, namespace
         self.metadata_only = metadata_only
         self.relist_after = relist_after
-        #: Objects per page of a full list: few round trips (kubectl's 500 makes 20 for 10,000 PVCs; this makes 1),
-        #: and a bounded body per page (about 5 MB of metadata, of which only the kept part is decoded).
+        #: Objects per page of a full list; None: one request, which the API server answers from its watch cache,
+        #: as it does an informer's (a limit makes it read etcd: 1.36x the raw GET at 10,000 PVCs against 1.03x;
+        #: kubectl's 500 makes 20 round trips). The body is held only until decoded, and only the kept metadata is.
         self.page_size = page_size
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         #: The keys of the objects ``index`` accepts, kept as they change: what a poll looks at (the annotated PVCs),

@@ -591,7 +591,7 @@ class Kube:
         return items
 
     async def list_versioned(self, res: Resource, namespace: str | None = None, *, label_selector: str | None = None,
-                             field_selector: str | None = None, metadata_only: bool = False, limit: int = 500
+                             field_selector: str | None = None, metadata_only: bool = False, limit: int | None = 500
                              ) -> tuple[builtins.list[dict[str, Any]], str]:
         """All items and the resourceVersion of the list (the point a watch continues from). A list read in pages
         is one consistent snapshot: every page is served at the first page's resourceVersion."""
