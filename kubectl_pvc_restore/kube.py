@@ -304,7 +304,8 @@ def _slim_list_decoder(keep: tuple[str, ...]) -> Callable[[bytes], Any]:
     item = msgspec.defstruct("Item", [("metadata", meta, msgspec.field(default_factory=meta))])
     list_meta = msgspec.defstruct("ListMeta", [("resourceVersion", str, ""),
                                                ("continue_", str, msgspec.field(default="", name="continue"))])
-    page = msgspec.defstruct("Page", [("items", list[item], msgspec.field(default_factory=list)),  # type: ignore[valid-type]
+    # An empty list comes as "items": null (the API server's Go encoding of an empty slice).
+    page = msgspec.defstruct("Page", [("items", list[item] | None, None),  # type: ignore[valid-type]
                                       ("metadata", list_meta, msgspec.field(default_factory=list_meta))])
     return msgspec.json.Decoder(page).decode
 
@@ -630,7 +631,7 @@ class Kube:
                 page = decode(body)
             except msgspec.DecodeError as exc:  # not JSON, or not the shape of a list
                 raise KubeError(f"{self._what(res, None, namespace)}: an answer that is not a list: {exc}") from exc
-            items.extend(msgspec.to_builtins(page.items))
+            items.extend(msgspec.to_builtins(page.items or []))
             version = version or page.metadata.resourceVersion
             token = page.metadata.continue_
             if not token:

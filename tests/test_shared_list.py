@@ -160,3 +160,9 @@ def test_an_answer_that_is_not_a_list_is_one_clear_error(answer):
     kube = Pages([answer])
     with pytest.raises(k.KubeError, match="list persistentvolumeclaims in namespace ns: an answer that is not a list"):
         asyncio.run(kube.list_metadata(k.PVCS, "ns", keep=("name",)))
+
+
+def test_an_empty_list_whose_items_are_null_is_empty():
+    """The API server encodes an empty PartialObjectMetadataList's items as null."""
+    kube = Pages([{"kind": "PartialObjectMetadataList", "metadata": {"resourceVersion": "5"}, "items": None}])
+    assert asyncio.run(kube.list_metadata(k.PVCS, "ns", keep=("name",))) == ([], "5")
