@@ -22,7 +22,6 @@ from kubectl_pvc_restore.model import now
 
 log = logging.getLogger("pvc-restore.leader")
 LEASE_NAME = "pvc-restore-controller"
-WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class NotLeader(k.KubeError):
@@ -57,19 +56,20 @@ class LeaderElector:
 
     def fence(self, kube: k.Kube) -> None:
         """Make ``kube`` refuse (NotLeader, before sending) every write but to our Lease unless ``may_write()``:
-        checked on every attempt, resends included, so a replica that was paused cannot act on waking."""
-        send = kube._request_once
+        asked before each attempt, resends included, and again right before its headers and its body go onto the
+        connection (``Kube.write_guard``), so a replica that was paused cannot act on waking. What no client can
+        refuse is a body already handed to the kernel: a pause in that last step lets it reach the API server
+        after the pause (the window is one turn of the event loop)."""
         leases = k.LEASES.url(self.namespace)
         own = (leases, f"{leases}/{self.name}")
 
-        async def fenced(method: str, url: str, **kwargs: Any) -> Any:
-            if method in WRITES and url not in own and not self.may_write():
-                raise NotLeader(f"{kwargs.get('what') or url}: not sent: this replica ({self.identity}) has not "
-                                f"renewed lease {self.namespace}/{self.name} within {self.renew_deadline:g}s and may "
-                                f"no longer lead")
-            return await send(method, url, **kwargs)
+        def guard(url: str, what: str) -> None:
+            if url not in own and not self.may_write():
+                raise NotLeader(f"{what or url}: not sent: this replica ({self.identity}) has not renewed lease "
+                                f"{self.namespace}/{self.name} within {self.renew_deadline:g}s and may no longer "
+                                f"lead")
 
-        kube._request_once = fenced  # type: ignore[method-assign]
+        kube.write_guard = guard
 
     def _set_leader(self, value: bool) -> None:
         if value != self.is_leader:

@@ -309,8 +309,9 @@ class Controller:
         """One reconcile; the Run when it ended without an error (it may be waiting), else None."""
         async with self.workers:
             run = phases.Run(self.kube, self.settings, obj, siblings)
-            version = run.r.resource_version
             run.forbidden_since = self.forbidden_since.get(run.r.uid)
+            accepted = [0]
+            counting = k.WRITES_ACCEPTED.set(accepted)
             try:
                 await phases.reconcile(run)
                 self.backoff.pop(run.r.uid, None)
@@ -327,7 +328,7 @@ class Controller:
                 else:
                     log.warning("%s (retrying in %.1fs)", exc, delay, extra=run.fields())
             except k.KubeError as exc:
-                if run.r.resource_version != version:  # it got somewhere (its status was saved): back off afresh
+                if accepted[0]:  # it got somewhere (e.g. scaled a workload back) before it failed: back off afresh
                     self.backoff.pop(run.r.uid, None)
                 delay = self._back_off(run.r.uid)
                 log.warning("%s (retrying in %.1fs)", exc, delay, extra=run.fields())
@@ -335,6 +336,7 @@ class Controller:
                 delay = self._back_off(run.r.uid)
                 log.exception("unexpected error (retrying in %.1fs)", delay, extra=run.fields())
             finally:
+                k.WRITES_ACCEPTED.reset(counting)
                 await run.events_sent()
             return None
 

@@ -178,7 +178,8 @@ class Proxy:
 
     async def serve(self, conn: h11.Connection, writer: asyncio.StreamWriter, request: h11.Request,
                     body: bytes) -> bool:
-        """Answer one request; False when the connection must end."""
+        """Answer one request (read whole); False when the connection must end."""
+        received = time.time()
         method = request.method.decode()
         path = request.target.decode()
         headers = [(k.decode().lower(), v.decode()) for k, v in request.headers]
@@ -217,7 +218,7 @@ class Proxy:
                                                                      f"fault proxy: upstream: {exc}"))
         try:
             if method in WRITES:
-                self.writes.append({"time": time.time(), "agent": agent, "method": method,
+                self.writes.append({"time": time.time(), "received": received, "agent": agent, "method": method,
                                     "path": path.split("?", 1)[0], "status": response.status_code})
             if reset_after:
                 writer.transport.abort()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextvars
 import dataclasses
 import functools
 import json
@@ -36,6 +37,15 @@ JSON_PATCH = "application/json-patch+json"
 #: After a 401 that fresh credentials did not cure (they were the same), credentials are not loaded again for this
 #: long: a burst of 401s must not become a burst of exec-plugin runs.
 REAUTH_MIN_INTERVAL = 1.0
+#: The requests ``Kube.write_guard`` is asked about.
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Counts the writes the API server accepted (Events aside) in this context, when set to a one-item list: the
+#: controller sets it for each reconcile, to tell a reconcile that failed after changing something (progress: try
+#: again soon) from one that changed nothing (back off).
+WRITES_ACCEPTED: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("writes_accepted", default=None)
+#: httpcore's trace events right before a request's bytes go onto the connection (HTTP/1.1 and HTTP/2).
+GUARDED_TRACE_EVENTS = frozenset({"http11.send_request_headers.started", "http11.send_request_body.started",
+                                  "http2.send_request_headers.started", "http2.send_request_body.started"})
 #: Answers that say "not now" rather than "no": an overloaded or restarting API server (or a proxy before it).
 TRANSIENT_CODES = frozenset({429, 500, 502, 503, 504})
 #: A request that failed transiently is sent again at most this many times (as client-go's REST client does: reads
@@ -335,6 +345,12 @@ class Kube:
         #: Watches get an HTTP client of their own (``_watch_client``), made for the session in use.
         self._watch_session: Any = None
         self._watch_session_for: Any = None
+        #: ``write_guard(url, what)`` raises to refuse a write (POST, PUT, PATCH, DELETE). It is asked before the
+        #: request starts, and again by httpcore right before the request's headers and its body go onto the
+        #: connection, after any wait for a connection: a process paused in between (SIGSTOP, a frozen VM) is
+        #: asked again on waking, and a request refused after its headers went out is cut off before its body,
+        #: so the API server never acts on it. The controller's leader election sets it (leader.py).
+        self.write_guard: Callable[[str, str], None] | None = None
 
     @classmethod
     async def connect(
@@ -433,6 +449,16 @@ class Kube:
 
         # kr8s joins base and url with "/": give it the path up to the last segment as the base.
         head, _, tail = url.rpartition("/")
+        guard = self.write_guard if method in WRITE_METHODS else None
+        if guard is not None:
+            guard(url, what)
+
+            async def trace(event: str, info: dict[str, Any]) -> None:
+                if event in GUARDED_TRACE_EVENTS:
+                    guard(url, what)
+
+            # (kr8s replaces the extensions when the kubeconfig sets tls-server-name: then only the check above.)
+            kwargs = {**kwargs, "extensions": {"trace": trace}}
         for attempt in (1, 2):
             generation = self._auth_generation
             try:
@@ -441,6 +467,10 @@ class Kube:
                     if self.observer:
                         self.observer(method, response.status_code)
                     if not response.is_error:
+                        if method in WRITE_METHODS:
+                            accepted = WRITES_ACCEPTED.get()
+                            if accepted is not None:
+                                accepted[0] += 1
                         if raw:
                             return response.content
                         if text:
@@ -596,21 +626,14 @@ class Kube:
                              ) -> tuple[builtins.list[dict[str, Any]], str]:
         """All items and the resourceVersion of the list (the point a watch continues from). A list read in pages
         is one consistent snapshot: every page is served at the first page's resourceVersion."""
-        items: builtins.list[dict[str, Any]] = []
-        token: str | None = None
-        version = ""
-        while True:
-            page = await self.request(
-                "GET", res.url(namespace), what=self._what(res, None, namespace),
-                params={"labelSelector": label_selector, "fieldSelector": field_selector, "limit": limit,
-                        "continue": token},
-                accept=METADATA_LIST if metadata_only else None)
-            items.extend(page.get("items") or [])
+        def read(body: bytes) -> tuple[builtins.list[dict[str, Any]], str, str]:
+            page = json.loads(body) if body else {}
             meta = page.get("metadata") or {}
-            version = version or meta.get("resourceVersion") or ""
-            token = meta.get("continue")
-            if not token:
-                return items, version
+            return page.get("items") or [], meta.get("resourceVersion") or "", meta.get("continue") or ""
+
+        return await self._list_pages(res, namespace, read, accept=METADATA_LIST if metadata_only else None,
+                                      params={"labelSelector": label_selector, "fieldSelector": field_selector,
+                                              "limit": limit})
 
     async def list_metadata(self, res: Resource, namespace: str | None, *, keep: tuple[str, ...],
                             limit: int | None = 500) -> tuple[builtins.list[dict[str, Any]], str]:
@@ -620,20 +643,33 @@ class Kube:
         import msgspec
 
         decode = _slim_list_decoder(keep)
+
+        def read(body: bytes) -> tuple[builtins.list[dict[str, Any]], str, str]:
+            page = decode(body)
+            return msgspec.to_builtins(page.items or []), page.metadata.resourceVersion, page.metadata.continue_
+
+        return await self._list_pages(res, namespace, read, accept=METADATA_LIST, params={"limit": limit})
+
+    async def _list_pages(self, res: Resource, namespace: str | None,
+                          read: Callable[[bytes], tuple[builtins.list[dict[str, Any]], str, str]], *,
+                          accept: str | None, params: dict[str, Any]) -> tuple[builtins.list[dict[str, Any]], str]:
+        """Every page of a list, each answer decoded by ``read`` into (items, resourceVersion, continue token); the
+        list's resourceVersion is the first page's."""
+        import msgspec
+
+        what = self._what(res, None, namespace)
         items: builtins.list[dict[str, Any]] = []
         token: str | None = None
         version = ""
         while True:
-            body = await self.request(
-                "GET", res.url(namespace), what=self._what(res, None, namespace),
-                params={"limit": limit, "continue": token}, accept=METADATA_LIST, raw=True)
+            body = await self.request("GET", res.url(namespace), what=what, params={**params, "continue": token},
+                                      accept=accept, raw=True)
             try:
-                page = decode(body)
-            except msgspec.DecodeError as exc:  # not JSON, or not the shape of a list
-                raise KubeError(f"{self._what(res, None, namespace)}: an answer that is not a list: {exc}") from exc
-            items.extend(msgspec.to_builtins(page.items or []))
-            version = version or page.metadata.resourceVersion
-            token = page.metadata.continue_
+                page_items, page_version, token = read(body)
+            except (ValueError, AttributeError, msgspec.DecodeError) as exc:  # not JSON, or not the shape of a list
+                raise KubeError(f"{what}: an answer that is not a list: {exc}") from exc
+            items.extend(page_items)
+            version = version or page_version
             if not token:
                 return items, version
 
@@ -847,7 +883,10 @@ class Kube:
             "lastTimestamp": stamp,
             "count": 1,
         }
+        counting = WRITES_ACCEPTED.set(None)  # a record of what happened, not progress
         try:
             await self.create(EVENTS, body, namespace)
         except KubeError:
             pass
+        finally:
+            WRITES_ACCEPTED.reset(counting)

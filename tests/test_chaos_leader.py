@@ -150,8 +150,11 @@ def test_frozen_leader_does_not_act_after_resuming(cluster, control_plane, proxi
              message="replica a to notice it lost the Lease")
     time.sleep(1.0)  # anything a would still do after noticing is logged by now
     stats = fault_proxy.stats()
-    after = [w for w in writes_of(stats, "a") if w["time"] >= resumed]
-    wrote = [(w["method"], w["path"], w["status"]) for w in after]
+    # Sent after it woke: the whole request reached the proxy after the SIGCONT (a write sent before the freeze may
+    # be answered after it, when the API server is slow: that one was made while replica a still led).
+    after = [w for w in writes_of(stats, "a") if w["received"] >= resumed]
+    wrote = [(w["method"], w["path"], w["status"], f"received {w['received'] - resumed:+.3f}s, answered "
+              f"{w['time'] - resumed:+.3f}s after the resume") for w in after]
     ledger.check(not after, f"replica a wrote after it was resumed: {wrote}")
     ledger.check(lease_holder(cluster.kube, cluster.ns) == "b", "replica b does not hold the Lease")
     last_a, first_b = check_no_overlap(ledger, stats, "a", "b")
@@ -228,3 +231,38 @@ def test_fence_refuses_writes_after_a_pause(portal, kube, control_plane, namespa
     assert kube.get_or_none(k.CONFIGMAPS, "after-pause", namespace) is None
     assert kube.get_or_none(k.CONFIGMAPS, "after-renew", namespace) is not None
     assert lease_holder(kube, namespace) is None, "the Lease was not released"
+
+
+@pytest.mark.parametrize("refused_at", ["headers", "body"])
+def test_write_guard_is_asked_again_on_the_connection(portal, kube, kubeconfig, namespace, refused_at):
+    """A replica can pause after the fence let a write start and before its bytes went out (waiting for a connection,
+    or between the headers and the body). The guard is asked again right before each goes onto the connection: a
+    refusal there sends nothing the API server acts on, and the client goes on working."""
+    calls: list[str] = []
+    refuse_from = {"headers": 2, "body": 3}[refused_at]  # call 1: before the request; 2: its headers; 3: its body
+
+    def guard(url: str, what: str) -> None:
+        calls.append(what)
+        if len(calls) >= refuse_from:
+            raise NotLeader(f"{what}: refused at call {len(calls)}")
+
+    async def scenario() -> tuple[str, int]:
+        client = await k.Kube.connect(kubeconfig=kubeconfig)
+        client.write_guard = guard
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "guarded", "namespace": namespace},
+                "data": {"x": "y" * 4096}}
+        try:
+            await client.create(k.CONFIGMAPS, body, namespace)
+            outcome = "sent"
+        except NotLeader as exc:
+            outcome = str(exc)
+        client.write_guard = None
+        asked = len(calls)
+        await client.create(k.CONFIGMAPS, {**body, "metadata": {"name": "after", "namespace": namespace}}, namespace)
+        return outcome, asked
+
+    outcome, asked = portal.call(scenario)
+    assert f"refused at call {refuse_from}" in outcome, outcome
+    assert asked == refuse_from, calls
+    assert kube.get_or_none(k.CONFIGMAPS, "guarded", namespace) is None
+    assert kube.get_or_none(k.CONFIGMAPS, "after", namespace) is not None
