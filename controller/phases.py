@@ -15,7 +15,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore import locks, plan, stops, volsync
+from kubectl_pvc_restore import locks, plan, seed_controller, stops, volsync
 from kubectl_pvc_restore.durations import parse_duration
 from kubectl_pvc_restore.model import (
     FINALIZER,
@@ -161,6 +161,9 @@ async def initialize(run: Run) -> Phase | None:
                 await run.kube.delete(k.CONFIGMAPS, lock["metadata"]["name"], run.ns, uid=existing["metadata"]["uid"])
             except k.Conflict:
                 pass
+            return None
+        if not holder_uid and seed_controller.is_lock(existing):
+            await run.wait(seed_controller.lock_message(run.r.spec.pvc, existing), lock_holder=None)
             return None
         if holder_uid != run.r.uid:
             await run.wait(f"PVC {run.r.spec.pvc} is locked by PVCRestore {holder or '(unknown)'} "

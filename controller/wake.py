@@ -68,6 +68,16 @@ async def woken(kube: k.Kube, wake: Wake, seconds: float) -> bool:
         return await asyncio.wait_for(follow(), seconds)
     except asyncio.TimeoutError:
         return False
-    except k.KubeError as exc:  # 410 Gone, a refused watch (an older chart's RBAC), a lost connection
+    except k.Forbidden as exc:  # an older chart's RBAC, without watch: say once why restores are slower
+        if wake.res.plural not in _refused:
+            _refused.add(wake.res.plural)
+            log.warning("may not watch %s (%s): restores waiting for them look again at each poll instead of at "
+                        "once; the chart's RBAC of this version grants watch", wake.res.plural, exc)
+        return False
+    except k.KubeError as exc:  # 410 Gone, a lost connection
         log.debug("not following %s in %s (%s): the next poll looks instead", wake.res.plural, wake.namespace, exc)
         return False
+
+
+#: Resources whose watch was refused (warned about once per process).
+_refused: set[str] = set()

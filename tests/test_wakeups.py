@@ -72,10 +72,16 @@ class RefusedWatches(k.Kube):
             yield event
 
 
-def test_a_refused_watch_is_no_wake_up(portal, kube, namespace):
+def test_a_refused_watch_is_no_wake_up_and_is_warned_about_once(portal, kube, namespace, caplog, monkeypatch):
+    monkeypatch.setattr(wake, "_refused", set())
     refusing = RefusedWatches(kube.kube.api)
-    assert not portal.call(wake.woken, refusing, wake.gone(k.PODS, namespace, "1", ["p"]), 1.0)
-    assert refusing.refused == 1
+    with caplog.at_level("WARNING", logger="pvc-restore.wake"):
+        for _ in range(2):
+            assert not portal.call(wake.woken, refusing, wake.gone(k.PODS, namespace, "1", ["p"]), 1.0)
+    assert refusing.refused == 2
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and warned[0].startswith("may not watch pods (watch pods: forbidden): restores waiting "
+                                                     "for them look again at each poll"), warned
 
 
 # -- on the control plane ------------------------------------------------------------------------------------------

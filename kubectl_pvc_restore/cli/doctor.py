@@ -119,7 +119,8 @@ async def command(client: Client, pvc: str | None, all_namespaces: bool) -> int:
     In the namespace (-A: every namespace), the states the chart's alerts watch: workloads a restore keeps at 0
     after it ended on partial data (a failure), restores holding workloads or a paused ReplicationSource for long or
     stuck in a phase, sources left paused with no restore holding them, abandoned or long-held locks; each with the
-    command that ends it.
+    command that ends it. Also what the seed's Go controller (API group pvc-restore.homelab-images.benfiola.com)
+    left: restores it has not finished, PVCs carrying its annotation (not read here) and its locks.
 
     The controller counts as running when a pod labelled app.kubernetes.io/name=pvc-restore is ready (any namespace),
     or its leader-election Lease pvc-restore-controller is held and was renewed within its duration (a controller
@@ -135,10 +136,12 @@ async def command(client: Client, pvc: str | None, all_namespaces: bool) -> int:
                3 when nothing failed but some check could not be done ([????]: the report is incomplete);
                0 when every check was done and none failed (warnings do not change it)."""
     from .doctor_holds import check_holds
+    from .doctor_seed import check_seed_controller
 
     report = Report()
     await check_installation(client, report)
     await check_holds(client, report, all_namespaces=all_namespaces)  # what restores hold stopped (doctor_holds.py)
+    await check_seed_controller(client, report, all_namespaces=all_namespaces)  # what the Go controller left
     if pvc:
         await check_pvc(client, report, pvc)
     report.print()
