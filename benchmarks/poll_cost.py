@@ -155,7 +155,8 @@ async def run(args: argparse.Namespace, kubeconfig: Path) -> None:
     print(f"PVC lists during the idle polls: {followed.lists - 1}; watches: {followed.watches}; "
           f"max RSS of this benchmark process: {rss:.0f} MB")
     now_mb, peak_mb = controller_rss(kubeconfig)
-    print(f"the controller process (python -m controller, 8 s of polls at 1s): RSS {now_mb:.0f} MB, peak {peak_mb:.0f} MB")
+    print(f"the controller process (python -m controller, 8 s of polls at 1s): RSS {now_mb:.0f} MB, "
+          f"peak {peak_mb:.0f} MB")
     if args.pickups:
         lat = await pickup(kube, args.pickups)
         print(f"pickup at --poll-interval 1s ({len(lat)} annotations): median {statistics.median(lat):.2f}s, "

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cli_speed import time_once  # noqa: E402 - wall and CPU time of one command, as cli_speed measures it
+
 from devtools.controlplane import ControlPlane  # noqa: E402
 from kubectl_pvc_restore.cli import common  # noqa: E402
 from kubectl_pvc_restore.tui.app import PVCRestoreApp  # noqa: E402

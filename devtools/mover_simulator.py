@@ -40,7 +40,6 @@ can assert what was restored and that no workload was running during the restore
 from __future__ import annotations
 
 import argparse
-import threading
 import datetime as dt
 import hashlib
 import json
@@ -48,9 +47,11 @@ import logging
 import os
 import re
 import sys
+import threading
 from typing import Any
 
 from devtools.kubeapi import Api, ApiError
+
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)

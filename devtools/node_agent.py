@@ -12,13 +12,13 @@ What it does, as a kubelet and a local-path provisioner would:
   unless ``--no-default-class``), with node affinity to its node, so every pod that mounts one (workloads and
   volsync's movers alike) is scheduled here; deletes the directory and the PV when the claim goes;
 * runs every pod on its node whose container command is volsync's ``/mover-restic/entry.sh``, or whose image is
-  volsync's mover image (``quay.io/backube/volsync``, any tag: e.g. a pod that lists a repository's snapshots): environment resolved
-  as a kubelet does (values, Secret and ConfigMap keys, field refs, ``$(VAR)``), each volume mounted at its mount
-  path (a PVC at its PV's host path, emptyDir, Secret and ConfigMap files) inside a private mount namespace
-  (``unshare --mount``) with a fresh root that holds the host's /usr, /etc, /lib and the "image" (volsync's
+  volsync's mover image (``quay.io/backube/volsync``, any tag: e.g. a pod that lists a repository's snapshots):
+  environment resolved as a kubelet does (values, Secret and ConfigMap keys, field refs, ``$(VAR)``), each volume
+  mounted at its mount path (a PVC at its PV's host path, emptyDir, Secret and ConfigMap files) inside a private mount
+  namespace (``unshare --mount``) with a fresh root that holds the host's /usr, /etc, /lib and the "image" (volsync's
   ``mover-restic/`` directory from its Go module and the built restic at /usr/local/bin), then ``chroot`` and
-  ``setpriv`` with the pod's user, groups, capabilities and no-new-privileges; reports the pod Running, then
-  Succeeded or Failed with the container's exit code;
+  ``setpriv`` with the pod's user, groups, capabilities and no-new-privileges; reports the pod Running, then Succeeded
+  or Failed with the container's exit code;
 * serves container logs on its kubelet port (``/containerLogs/<ns>/<pod>/<container>`` with ``tailLines``,
   ``limitBytes``, ``timestamps`` and ``follow``), which is where the API server reads ``pods/log`` from: volsync's
   manager reads its mover's log there;

@@ -1,5 +1,6 @@
 """Lint and types of the product's packages (kubectl_pvc_restore/ and controller/), as configured in pyproject.toml:
-ruff (pycodestyle, pyflakes, bugbear, isort) and mypy. And the layering: the TUI never imports the CLI."""
+ruff (pycodestyle, pyflakes, bugbear, isort) and mypy; ruff also over the tools the tests and benchmarks run
+(devtools/, benchmarks/). And the layering: the TUI never imports the CLI."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ["kubectl_pvc_restore", "controller"]
+TOOLS = ["devtools", "benchmarks"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -17,7 +19,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff_finds_nothing():
-    result = run("ruff", "check", "--no-cache", *PACKAGES)
+    result = run("ruff", "check", "--no-cache", *PACKAGES, *TOOLS)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
