@@ -335,7 +335,9 @@ class Kube:
         self._auth_lock = asyncio.Lock()
         self._auth_generation = 0
         self._auth_unchanged_at = float("-inf")
+        #: HTTP clients replaced (a new session, a new watch client), closed once their requests must have ended.
         self._retired_sessions: set[Any] = set()
+        self._closing: set[asyncio.Task] = set()
         #: Sent with every request (a new session after a certificate rotation keeps it).
         self.user_agent: str | None = None
         #: ``list_shared``: the list callers now wait for (not sent yet), and the one being sent, per resource and
@@ -561,16 +563,8 @@ class Kube:
         await self.api._create_session()
         if self.user_agent:
             self.api._session.headers["User-Agent"] = self.user_agent
-        if old is None:
-            return
-        loop = asyncio.get_running_loop()
-
-        def close() -> None:
-            task = loop.create_task(old.aclose())
-            self._retired_sessions.add(task)
-            task.add_done_callback(self._retired_sessions.discard)
-
-        loop.call_later(self._timeout() + 5.0, close)
+        if old is not None:
+            self._retire(old)
 
     async def version(self) -> dict[str, Any]:
         return await self.api.version()
@@ -762,13 +756,31 @@ class Kube:
                 follow_redirects=True, proxy=getattr(self.api.auth, "proxy", None))
             self._watch_session_for = session
             if old is not None:
-                asyncio.get_running_loop().call_later(self._timeout() + 5.0, self._close_later, old)
+                self._retire(old)
         return self._watch_session
 
-    def _close_later(self, client: Any) -> None:
-        task = asyncio.get_running_loop().create_task(client.aclose())
-        self._retired_sessions.add(task)
-        task.add_done_callback(self._retired_sessions.discard)
+    async def close(self) -> None:
+        """Close every HTTP client (the session, the watch client, the retired ones not closed yet): the connections
+        end now, not when the process does. The Kube is not used afterwards."""
+        clients = [self.api._session, self._watch_session, *self._retired_sessions]
+        self._watch_session = self._watch_session_for = None
+        self._retired_sessions.clear()
+        for client in clients:
+            if client is not None and not client.is_closed:
+                await client.aclose()
+
+    def _retire(self, client: Any) -> None:
+        """Close ``client`` once the requests in flight on it must have ended (they are bounded by the timeout)."""
+        self._retired_sessions.add(client)
+
+        def close() -> None:
+            if client in self._retired_sessions:
+                self._retired_sessions.discard(client)
+                task = asyncio.get_running_loop().create_task(client.aclose())
+                self._closing.add(task)  # a strong reference until it is done (the loop keeps only a weak one)
+                task.add_done_callback(self._closing.discard)
+
+        asyncio.get_running_loop().call_later(self._timeout() + 5.0, close)
 
     async def create(self, res: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         namespace = namespace or body.get("metadata", {}).get("namespace")

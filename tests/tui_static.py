@@ -80,3 +80,6 @@ class StaticSource:
 
     async def clear_lock(self, row):
         return None
+
+    async def close(self):
+        return None

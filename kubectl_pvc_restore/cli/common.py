@@ -115,6 +115,7 @@ async def _run(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, 
     from .. import kube as k
     from ..kubeconfig import KubeconfigError
 
+    client = None
     try:
         client = await connect(opts)
         return await func(Client(client, opts), **options) or 0
@@ -130,6 +131,9 @@ async def _run(func: Callable[..., Awaitable[int | None]], opts: GlobalOptions, 
         if isinstance(exc, SelectorError):
             raise click.BadParameter(str(exc)) from None
         raise
+    finally:
+        if client is not None:
+            await client.close()
 
 
 async def connect(opts: GlobalOptions) -> Any:

@@ -29,6 +29,11 @@ class PVCRestoreApp(App):
 
         self.push_screen(PVCsScreen())
 
+    async def on_unmount(self) -> None:
+        """The app is closing (its screens and workers are gone): end the API connections now."""
+        if self.source is not None:
+            await self.source.close()
+
     async def call_api(self, fn: Callable[[Source], Awaitable[Any]], *, raise_: tuple = ()) -> Any:
         """Run ``fn(source)``; API errors go to the message bar and return None, so the UI keeps running."""
         from .. import kube as k

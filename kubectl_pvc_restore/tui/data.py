@@ -53,6 +53,7 @@ class Source(Protocol):
                      **options: Any) -> str: ...
     async def cancel(self, namespace: str, name: str) -> None: ...
     async def clear_lock(self, row: LockRow) -> None: ...
+    async def close(self) -> None: ...
 
 
 class Cluster:
@@ -159,3 +160,6 @@ class Cluster:
             await lockmod.clear_lock(self.kube, row.namespace, row.pvc)
         except lockmod.NoLock:
             pass
+
+    async def close(self) -> None:
+        await self.kube.close()
