@@ -17,7 +17,7 @@ exe=kubectl-pvc_restore; [ "$os" = windows ] && exe=kubectl-pvc_restore.exe
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 "$python" -m pip install --quiet "pyinstaller>=6"
 cat > "$work/entry.py" <<'PY'
-from kubectl_pvc_restore.cli import main
+from kubectl_pvc_restore.entry import main
 main()
 PY
 (cd "$work" && "$python" -m PyInstaller --onefile --clean --noconfirm --log-level WARN --name "${exe%.exe}" \

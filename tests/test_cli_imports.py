@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubectl_pvc_restore.cli import COMMANDS
 
@@ -17,7 +19,7 @@ HEAVY = ("kr8s", "textual", "httpx", "yaml", "dateutil", "asyncio", "ssl", "json
 CHECK = """
 import sys
 sys.argv = ["kubectl-pvc_restore", *{args!r}]
-from kubectl_pvc_restore.cli import main
+from kubectl_pvc_restore.entry import main
 try:
     main()
 except SystemExit:
@@ -64,3 +66,82 @@ except SystemExit as exc:
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "[]", out.stdout + out.stderr
     assert lines[-1] == "exit 0 True", out.stdout + out.stderr
+
+
+FIRST_WORDS = sorted({name[:i] for name in COMMANDS for i in range(len(name) + 1)} | {"x", "stz", "S", "1", "ls"})
+
+
+@pytest.mark.parametrize("word", FIRST_WORDS)
+def test_the_first_word_is_completed_as_click_completes_it(word):
+    from kubectl_pvc_restore.cli.complete import completions
+    from kubectl_pvc_restore.entry import first_word
+
+    assert first_word([word]) == completions([], word)
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC019-_=. ", max_size=5),
+       st.lists(st.sampled_from(["start", "-n", "ns", "--context", "list", "-A"]), max_size=2))
+@settings(max_examples=150, deadline=None)
+def test_the_fast_path_answers_only_what_it_answers_as_click_does(word, before):
+    """Whatever is typed: the fast path either gives click's answer or leaves it to click."""
+    from kubectl_pvc_restore.cli.complete import completions
+    from kubectl_pvc_restore.entry import first_word
+
+    fast = first_word([*before, word])
+    if fast is not None:
+        assert not before
+        assert fast == completions([], word)
+
+
+def test_completing_the_first_word_imports_neither_click_nor_a_command():
+    code = """
+import sys
+from kubectl_pvc_restore.entry import complete
+complete(["st"])
+print(sorted(m for m in sys.modules if m == "click" or m.startswith(("click.", "kubectl_pvc_restore.cli"))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.splitlines()
+    assert out == ["start", ":4", "[]"], out
+
+
+def help_output(entry: str, columns: int | None, *args: str) -> tuple[str, list[str]]:
+    """What ``entry`` (``entry``: the executable's fast path; ``click``: click itself) prints for ``args``, and the
+    click modules it imported."""
+    import os
+
+    main = "kubectl_pvc_restore.entry" if entry == "entry" else "kubectl_pvc_restore.cli"
+    code = f"""
+import sys
+sys.argv = ["kubectl-pvc_restore", *{list(args)!r}]
+from {main} import main
+try:
+    main()
+except SystemExit:
+    pass
+print("CLICK:" + ",".join(sorted(m for m in sys.modules if m == "click" or m.startswith("click."))[:1]))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout
+    text, _, imported = out.rpartition("CLICK:")
+    return text, [m for m in imported.strip().split(",") if m]
+
+
+@pytest.mark.parametrize("columns", [None, 80, 110, 150, 60, 40])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_the_stored_help_is_what_click_prints_at_every_width(columns, flag):
+    """At the stored widths (80 columns, also what a pipe gets; 110 or more) without importing click; at any other
+    width click renders it. If the first assert fails, the help changed: run `python -m devtools.help_text`."""
+    fast, fast_imported = help_output("entry", columns, flag)
+    slow, _ = help_output("click", columns, flag)
+    assert fast == slow
+    stored = columns is None or columns >= 110 or columns == 80
+    assert (fast_imported == []) == stored, fast_imported
+
+
+def test_help_text_module_is_current():
+    from devtools.help_text import source
+    from kubectl_pvc_restore import help_text
+
+    assert open(help_text.__file__).read() == source(), "run: python -m devtools.help_text"

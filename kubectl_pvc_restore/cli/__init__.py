@@ -10,24 +10,8 @@ import importlib
 
 import click
 
+from ..commands import ALIASES, COMMANDS
 from .common import GlobalOptions, global_options
-
-COMMANDS = {
-    "start": ("start", "Start a restore of a PVC from its volsync backup."),
-    "list": ("list_cmd", "List PVCRestores."),
-    "describe": ("describe", "Show a PVCRestore in detail: phases, workloads, volsync state, events."),
-    "watch": ("watch", "Follow a PVCRestore until it is Finished (exit code = success)."),
-    "cancel": ("cancel", "Cancel a PVCRestore: delete it; the controller scales workloads back first."),
-    "undo": ("undo", "Undo a restore started with --safety-backup (restore the backup taken just before it)."),
-    "scale-back": ("scale_back", "Bring back the workloads a restore kept stopped after it ended on partial data."),
-    "locks": ("locks", "List restore locks, or clear a stale one."),
-    "snapshots": ("snapshots", "A PVC's backup state and its restic snapshots, and what each selector restores."),
-    "doctor": ("doctor", "Check the installation (and a PVC's backup and restore state); say how to fix problems."),
-    "completion": ("completion", "Install kubectl_complete-pvc_restore so kubectl completes this plugin."),
-    "tui": ("tui", "A terminal UI: pick a snapshot, start a restore, watch it, clear stale locks."),
-    "version": ("version", "Print the plugin's and the cluster's versions."),
-}
-ALIASES = {"ls": "list", "get": "list", "rm": "cancel", "delete": "cancel"}
 
 
 class LazyGroup(click.Group):
@@ -64,11 +48,5 @@ def cli(ctx: click.Context, **options) -> None:
 
 
 def main() -> None:
-    import sys
-
-    if len(sys.argv) > 1 and sys.argv[1] == "__complete":  # from kubectl_complete-pvc_restore
-        from .complete import main as complete
-
-        complete(sys.argv[2:])
-        return
+    """``kubectl-pvc_restore`` (kubectl_pvc_restore.entry answers ``__complete`` first)."""
     cli(prog_name="kubectl pvc-restore")

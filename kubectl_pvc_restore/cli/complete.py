@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-NO_FILE_COMPLETION = 4
+from ..entry import NO_FILE_COMPLETION
 
 
 def completions(args: list[str], incomplete: str) -> list[str]:
@@ -56,15 +56,18 @@ def _names(ctx: click.Context, incomplete: str, what: str) -> list[str]:
         opts = _options(ctx)
         kube = await k.Kube.connect(kubeconfig=opts.get("kubeconfig"), context=opts.get("context"),
                                     namespace=opts.get("namespace"), timeout=3.0)
-        ns = opts.get("namespace") or kube.namespace
-        if what == "pvcs":
-            items = await kube.list(k.PVCS, ns, metadata_only=True)
-        elif what == "locked-pvcs":
-            items = await kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
-            return [(i.get("data") or {}).get("pvc", "") for i in items]
-        else:
-            items = await kube.list(k.PVC_RESTORES, ns)
-        return [i["metadata"]["name"] for i in items]
+        try:
+            ns = opts.get("namespace") or kube.namespace
+            if what == "pvcs":
+                items = await kube.list(k.PVCS, ns, metadata_only=True)
+            elif what == "locked-pvcs":
+                items = await kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
+                return [(i.get("data") or {}).get("pvc", "") for i in items]
+            else:
+                items = await kube.list(k.PVC_RESTORES, ns)
+            return [i["metadata"]["name"] for i in items]
+        finally:
+            await kube.close()
 
     try:
         names = asyncio.run(fetch())
