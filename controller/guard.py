@@ -40,6 +40,7 @@ async def hold(kube: k.Kube, namespace: str, pvc: str, holder_uid: str, owners: 
     await kube.patch(k.CONFIGMAPS, name, namespace, {
         "metadata": {"uid": lock["metadata"]["uid"], "resourceVersion": lock["metadata"]["resourceVersion"]},
         "data": data})
+    k.progress()
 
 
 async def intruders(kube: k.Kube, namespace: str, pvc: str, *, destination: str | None, source: str | None

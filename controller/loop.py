@@ -149,6 +149,9 @@ class Controller:
     async def _list_scope(self, ns: str | None) -> tuple[Objects, Objects, Objects]:
         """The three lists of one namespace (``None``: all namespaces). Locks are listed before PVCRestores so that a
         lock taken between the two is seen with its holder."""
+        # Only a scope whose lists all succeeded is followed for new PVCRestores between polls: following from an old
+        # version would bring back one seen already, and a failing scope would start polls back to back.
+        self.restore_versions.pop(ns, None)
         pvcs = await self._pvc_list(ns).read_matching()  # only the annotated ones: all a poll acts on
         lock_objs = await self.kube.list(k.CONFIGMAPS, ns, label_selector=f"{locks.LOCK_LABEL}=true")
         restores, self.restore_versions[ns] = await self.kube.list_versioned(k.PVC_RESTORES, ns)
@@ -310,6 +313,7 @@ class Controller:
         async with self.workers:
             run = phases.Run(self.kube, self.settings, obj, siblings)
             run.forbidden_since = self.forbidden_since.get(run.r.uid)
+            version = run.r.resource_version
             accepted = [0]
             counting = k.WRITES_ACCEPTED.set(accepted)
             try:
@@ -328,7 +332,9 @@ class Controller:
                 else:
                     log.warning("%s (retrying in %.1fs)", exc, delay, extra=run.fields())
             except k.KubeError as exc:
-                if accepted[0]:  # it got somewhere (e.g. scaled a workload back) before it failed: back off afresh
+                # It got somewhere before it failed (its status saved, a workload scaled back, a lock released):
+                # back off afresh.
+                if accepted[0] or run.r.resource_version != version:
                     self.backoff.pop(run.r.uid, None)
                 delay = self._back_off(run.r.uid)
                 log.warning("%s (retrying in %.1fs)", exc, delay, extra=run.fields())

@@ -439,6 +439,7 @@ async def put_back(run: Run, owners: list, stopped: list) -> list[str]:
             current = await run.kube.get_scale(res, owner.name, ns)
             if int((current.get("spec") or {}).get("replicas", 0)) != owner.replicas:
                 await run.kube.set_scale(res, owner.name, ns, owner.replicas)
+                k.progress()
                 crashpoint(f"scaled-up:{owner.name}")
         except k.NotFound:
             notes.append(f"{owner.ref} no longer exists")
@@ -471,6 +472,7 @@ async def put_back_source(run: Run, *, keep_paused: bool) -> list[str]:
     if patch:
         await run.kube.patch(k.REPLICATION_SOURCES, status.replication_source, ns, {
             "metadata": {"resourceVersion": source["metadata"]["resourceVersion"]}, "spec": patch})
+        k.progress()
     return notes
 
 

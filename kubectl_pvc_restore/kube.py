@@ -39,10 +39,22 @@ JSON_PATCH = "application/json-patch+json"
 REAUTH_MIN_INTERVAL = 1.0
 #: The requests ``Kube.write_guard`` is asked about.
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-#: Counts the writes the API server accepted (Events aside) in this context, when set to a one-item list: the
-#: controller sets it for each reconcile, to tell a reconcile that failed after changing something (progress: try
-#: again soon) from one that changed nothing (back off).
+#: Counts the changes made in this context, when set to a one-item list: the controller sets it for each reconcile,
+#: to tell a reconcile that failed after changing something (progress: try again soon) from one that changed nothing
+#: (back off). Counted: every creation and deletion the API server accepted (Events aside), and what ``progress()``
+#: reports (an update made because something differed: an update sent on every attempt, changed or not, is not).
 WRITES_ACCEPTED: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("writes_accepted", default=None)
+#: Requests that always change something when accepted.
+CHANGING_METHODS = frozenset({"POST", "DELETE"})
+
+
+def progress() -> None:
+    """Count a change made in this context (``WRITES_ACCEPTED``)."""
+    accepted = WRITES_ACCEPTED.get()
+    if accepted is not None:
+        accepted[0] += 1
+
+
 #: httpcore's trace events right before a request's bytes go onto the connection (HTTP/1.1 and HTTP/2).
 GUARDED_TRACE_EVENTS = frozenset({"http11.send_request_headers.started", "http11.send_request_body.started",
                                   "http2.send_request_headers.started", "http2.send_request_body.started"})
@@ -469,10 +481,8 @@ class Kube:
                     if self.observer:
                         self.observer(method, response.status_code)
                     if not response.is_error:
-                        if method in WRITE_METHODS:
-                            accepted = WRITES_ACCEPTED.get()
-                            if accepted is not None:
-                                accepted[0] += 1
+                        if method in CHANGING_METHODS:
+                            progress()
                         if raw:
                             return response.content
                         if text:

@@ -82,17 +82,18 @@ def test_a_reconcile_that_changed_something_backs_off_afresh(monkeypatch, accept
     assert controller.backoff["uid-1"][0] == (1 if accepted else 2), controller.backoff
 
 
-def test_refused_writes_and_events_are_not_progress(monkeypatch):
+def test_refused_writes_events_and_updates_sent_every_time_are_not_progress(monkeypatch):
     async def steps(run: phases.Run) -> None:
         await run.event("Something", "a record of what happened")
         await run.events_sent()
+        await run.kube.patch(k.CONFIGMAPS, "same", NS, {"data": {"x": "y"}})  # accepted, maybe changing nothing
         with contextlib.suppress(k.KubeError):
             await run.kube.create(k.CONFIGMAPS, cm("refused"), NS)  # a 409: nothing changed
         await run.kube.get(k.CONFIGMAPS, "next", NS)
 
     controller, api = asyncio.run(one_failed_reconcile(
-        monkeypatch, {"POST": [201, 409], "GET": [500, 500, 500]}, steps))
-    assert [m for m, _ in api.sent] == ["POST", "POST", "GET", "GET", "GET"]
-    api.answers.update(POST=[201, 409], GET=[500, 500, 500])
+        monkeypatch, {"POST": [201, 409], "PATCH": [200], "GET": [500, 500, 500]}, steps))
+    assert [m for m, _ in api.sent] == ["POST", "PATCH", "POST", "GET", "GET", "GET"]
+    api.answers.update(POST=[201, 409], PATCH=[200], GET=[500, 500, 500])
     assert asyncio.run(controller._reconcile_once(restore_obj(), [])) is None
     assert controller.backoff["uid-1"][0] == 2, controller.backoff
