@@ -21,15 +21,11 @@ if TYPE_CHECKING:
     from .doctor import Report
 
 
-def _where(namespace: str | None) -> str:
-    return "in any namespace" if namespace is None else f"in namespace {namespace}"
-
-
 async def check_seed_controller(client: Client, report: Report, *, all_namespaces: bool) -> None:
     from .. import kube as k
     from .. import seed_controller as seed
     from .describe import permission, qualified
-    from .doctor_holds import _refused
+    from .doctor_holds import _refused, _where
 
     namespace = None if all_namespaces else client.namespace
     where = _where(namespace)
