@@ -106,7 +106,7 @@ class LeaderElector:
             spec["acquireTime"] = stamp
         spec.update(holderIdentity=self.identity, renewTime=stamp, leaseDurationSeconds=int(self.lease_duration))
         try:
-            await self.kube.replace(k.LEASES, {**lease, "spec": spec})
+            await self.kube.replace(k.LEASES, {**lease, "spec": spec}, resend=False)
             return True
         except k.Conflict:
             return False
@@ -141,7 +141,7 @@ class LeaderElector:
             lease = await self.kube.get_or_none(k.LEASES, self.name, self.namespace)
             if lease and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
                 spec = {**lease["spec"], "holderIdentity": None, "leaseDurationSeconds": 1, "renewTime": micro_time()}
-                await self.kube.replace(k.LEASES, {**lease, "spec": spec})
+                await self.kube.replace(k.LEASES, {**lease, "spec": spec}, resend=False)
                 log.info("released lease %s/%s", self.namespace, self.name)
         except k.KubeError as exc:
             log.warning("could not release lease %s/%s: %s", self.namespace, self.name, exc)

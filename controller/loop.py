@@ -176,8 +176,15 @@ class Controller:
             if await wake.woken(self.kube, created, seconds):
                 self.poll_now.set()
 
-        await asyncio.gather(*(pvc_list.follow(seconds, notice) for pvc_list in self.pvc_lists.values()),
-                             *(new_restores(ns, version) for ns, version in self.restore_versions.items()))
+        # Each ends by itself within ``seconds``; one that fails must not leave the others running into the next
+        # wait (they would follow the same lists twice), and a failure only means the next poll lists again.
+        results = await asyncio.gather(
+            *(pvc_list.follow(seconds, notice) for pvc_list in self.pvc_lists.values()),
+            *(new_restores(ns, version) for ns, version in self.restore_versions.items()), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.error("following changes failed unexpectedly; the next poll lists again",
+                          exc_info=(type(result), result, result.__traceback__))
 
     async def _list(self) -> tuple[Objects, Objects, Objects, bool]:
         """PVCs, locks and PVCRestores of every watched namespace, and whether every namespace answered."""

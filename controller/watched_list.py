@@ -165,4 +165,7 @@ class WatchedList:
         except k.KubeError as exc:
             log.info("%s: following changes failed (%s); listing again", self.res.plural, exc)
             self.version = None
+        except Exception:  # an answer nobody foresaw: what was applied of it cannot be trusted; list in full
+            log.exception("%s: following changes failed unexpectedly; listing again", self.res.plural)
+            self.version = None
 

@@ -223,15 +223,16 @@ def _error_from_response(response: Any, what: str) -> KubeError:
     return KubeError(f"{what}: {message}", code=code, reason=reason, retry_after=retry_after)
 
 
-def _transient_wait(error: KubeError, method: str, retry: int) -> float | None:
+def _transient_wait(error: KubeError, method: str, retry: int, resend_safe: bool = False) -> float | None:
     """Seconds to wait before sending a request again after ``error`` (its ``retry``-th retry), or None when it
-    must not be sent again: a write after a 5xx or a broken connection may have been applied."""
+    must not be sent again: a write after a 5xx or a broken connection may have been applied, and only a write that
+    is ``resend_safe`` (applying it twice is applying it once, or the second copy is refused) may then go again."""
     if retry > TRANSIENT_RETRIES:
         return None
     if error.code == 429:
         after = error.retry_after if error.retry_after is not None else TRANSIENT_DELAY
         return after if after <= RETRY_AFTER_MAX else None
-    if method != "GET":
+    if method != "GET" and not resend_safe:
         import httpx
 
         # Not sent at all (no connection): safe for a write too.
@@ -433,8 +434,12 @@ class Kube:
         accept: str | None = None,
         text: bool = False,
         raw: bool = False,
+        resend_safe: bool = False,
     ) -> Any:
-        """The decoded JSON response (``text=True``: the body as text; ``raw=True``: as bytes)."""
+        """The decoded JSON response (``text=True``: the body as text; ``raw=True``: as bytes). Reads are sent again
+        after a transient error (5xx, a broken connection), writes only when ``resend_safe``: a JSON merge patch
+        (applied twice, it gives what it gave once) or a PUT that carries ``metadata.resourceVersion`` (a second copy
+        of one already applied is refused with 409 Conflict). Creations, deletions and JSON patches are not."""
 
         headers = {"Content-Type": content_type}
         if accept:
@@ -450,7 +455,7 @@ class Kube:
                 return await self._request_once(method, url, what=what, kwargs=kwargs, text=text, raw=raw)
             except KubeError as error:
                 retry += 1
-                wait = _transient_wait(error, method, retry)
+                wait = _transient_wait(error, method, retry, resend_safe)
                 if wait is None:
                     raise
                 log.debug("%s: %s; sending it again in %.1fs", what, error, wait)
@@ -719,11 +724,13 @@ class Kube:
                   "timeoutSeconds": str(timeout_seconds), "labelSelector": label_selector,
                   "fieldSelector": field_selector}
         what = f"watch {self._what(res, None, namespace)}"
+        session = self.api._session
+        if session is None:  # replaced this moment (a new client certificate): the caller lists again
+            raise Unreachable(f"{what}: the connection to the API server is being renewed")
         try:
-            client = await self._watch_client()
+            client = await self._watch_client(session)
             # The session's headers as they are now: its credentials (reloaded after a 401) and User-Agent.
-            headers = {**self.api._session.headers,
-                       "Accept": METADATA_WATCH if metadata_only else "application/json"}
+            headers = {**session.headers, "Accept": METADATA_WATCH if metadata_only else "application/json"}
             async with client.stream("GET", res.url(namespace), headers=headers,
                                      params={k: v for k, v in params.items() if v is not None},
                                      timeout=httpx.Timeout(self._timeout(), read=timeout_seconds + self._timeout())
@@ -736,8 +743,12 @@ class Kube:
                 async for line in response.aiter_lines():
                     if not line.strip():
                         continue
-                    event = json.loads(line)
-                    kind, obj = event.get("type"), event.get("object") or {}
+                    try:
+                        event = json.loads(line)
+                        kind, obj = event.get("type"), event.get("object") or {}
+                    except (ValueError, AttributeError):  # not a JSON object: the stream cannot be trusted further
+                        raise KubeError(f"{what}: the API server sent a line that is not a watch event: "
+                                        f"{line[:200]!r}") from None
                     if kind == "ERROR":
                         if obj.get("code") == 410:
                             raise Gone(f"{what}: resourceVersion {resource_version} is too old ({obj.get('message')})")
@@ -749,21 +760,23 @@ class Kube:
             raise Unreachable(f"{what}: cannot reach the Kubernetes API server at {self.server}: "
                               f"{exc or type(exc).__name__}") from exc
 
-    async def _watch_client(self) -> Any:
+    async def _watch_client(self, session: Any) -> Any:
         """The HTTP client watches use: not the session's. httpcore looks at every pooled connection each time it
         places a request (``_assign_requests_to_connections``: a readability poll per connection, and a count of the
         idle ones per idle one), so every open watch in the session's pool (one per waiting restore) would make every
         request cost more. A profile of 50 restores showed that scan at about a third of the controller's time, and
         about as much after this split: the 16 workers' own connections are most of the pool. Made for the session in
-        use (a new one after a certificate rotation); the credentials go with each request."""
+        use (a new one after a certificate rotation); the credentials go with each request. Its pool has no limit:
+        each watch holds its connection for up to a minute, and with httpx's default of 100 the 101st waiting restore's
+        watch would wait for a free one instead of following its change."""
         import httpx
 
-        session = self.api._session
         if self._watch_session is None or self._watch_session_for is not session:
             old = self._watch_session
             self._watch_session = httpx.AsyncClient(
                 base_url=str(session.base_url), verify=await self.api.auth.ssl_context(), timeout=session.timeout,
-                follow_redirects=True, proxy=getattr(self.api.auth, "proxy", None))
+                follow_redirects=True, proxy=getattr(self.api.auth, "proxy", None),
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=20))
             self._watch_session_for = session
             if old is not None:
                 self._retire(old)
@@ -808,7 +821,7 @@ class Kube:
     ) -> dict[str, Any]:
         """JSON merge patch. Put ``metadata.resourceVersion`` in the patch to make it conditional (409 Conflict)."""
         return await self.request("PATCH", res.url(namespace, name, subresource), body=patch,
-                                  content_type=MERGE_PATCH, what=self._what(res, name, namespace))
+                                  content_type=MERGE_PATCH, what=self._what(res, name, namespace), resend_safe=True)
 
     async def json_patch(self, res: Resource, name: str, namespace: str | None, ops: builtins.list[dict[str, Any]]
                          ) -> dict[str, Any]:
@@ -816,10 +829,14 @@ class Kube:
         return await self.request("PATCH", res.url(namespace, name), body=ops, content_type=JSON_PATCH,
                                   what=self._what(res, name, namespace))
 
-    async def replace(self, res: Resource, body: dict[str, Any], *, subresource: str | None = None) -> dict[str, Any]:
+    async def replace(self, res: Resource, body: dict[str, Any], *, subresource: str | None = None,
+                      resend: bool = True) -> dict[str, Any]:
+        """PUT. Sent again after a transient error when it carries ``metadata.resourceVersion`` (unless ``resend`` is
+        False: the leader's Lease, whose own loop retries on its own clock)."""
         meta = body["metadata"]
         return await self.request("PUT", res.url(meta.get("namespace"), meta["name"], subresource), body=body,
-                                  what=self._what(res, meta["name"], meta.get("namespace")))
+                                  what=self._what(res, meta["name"], meta.get("namespace")),
+                                  resend_safe=resend and bool(meta.get("resourceVersion")))
 
     async def delete(
         self,
@@ -875,7 +892,8 @@ class Kube:
 
     async def set_scale(self, res: Resource, name: str, namespace: str, replicas: int) -> dict[str, Any]:
         return await self.request("PATCH", res.url(namespace, name, "scale"), body={"spec": {"replicas": replicas}},
-                                  content_type=MERGE_PATCH, what=f"scale {res.kind} {name} to {replicas}")
+                                  content_type=MERGE_PATCH, what=f"scale {res.kind} {name} to {replicas}",
+                                  resend_safe=True)
 
     # -- events -------------------------------------------------------------------------------------------------
 

@@ -54,7 +54,12 @@ def test_restore_survives_api_faults(cluster, proxied_controller, fault_proxy, l
     fault_proxy.configure(rate=rate, kinds=kinds)
     try:
         sc.annotate(cluster, "1")
-        restore = sc.wait_finished(cluster, timeout=150)
+        try:
+            restore = sc.wait_finished(cluster, timeout=150)
+        except AssertionError as exc:  # say where it stood: the restore's status and what the controller said last
+            statuses = [(r["metadata"]["name"], r.get("status")) for r in sc.restores(cluster)]
+            log_tail = "\n".join(controller.log_path.read_text().splitlines()[-60:])
+            raise AssertionError(f"{exc}\nrestores: {statuses}\ncontroller log (last 60 lines):\n{log_tail}") from None
     finally:
         stats = fault_proxy.configure(rate=0.0)
     ledger.count("restores run")

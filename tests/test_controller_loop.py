@@ -99,3 +99,82 @@ def test_a_poll_reads_only_the_annotated_pvcs_kept_as_their_changes_arrive():
         assert len(await followed.read()) == 9
 
     asyncio.run(main())
+
+
+def test_a_follow_that_meets_an_unforeseen_error_lists_again(caplog):
+    """A change applied and then an error no one foresaw (not a KubeError): what is held may be half updated, so the
+    next read lists in full instead of trusting it, and the error is logged with its traceback, not raised into the
+    wait between polls (where it would leave the other follows running)."""
+    from controller.watched_list import WatchedList
+
+    lists: list[int] = []
+
+    class Fake:
+        async def list_metadata(self, res, namespace, **kwargs):
+            lists.append(1)
+            return [{"metadata": {"name": "p1", "namespace": "apps", "resourceVersion": "1"}}], "1"
+
+        async def watch(self, res, namespace, version, **kwargs):
+            yield "MODIFIED", {"metadata": {"name": "p1", "namespace": "apps", "resourceVersion": "2"}}
+            raise RuntimeError("an answer nobody foresaw")
+
+    followed = WatchedList(Fake(), k.PVCS, "apps", metadata_only=True)
+
+    async def main() -> None:
+        await followed.read()
+        await followed.follow(1.0)  # does not raise
+        assert followed.version is None
+        await followed.read()
+
+    with caplog.at_level(logging.ERROR, logger="pvc-restore"):
+        asyncio.run(main())
+    assert len(lists) == 2
+    assert [r.exc_info is not None for r in caplog.records if "unexpectedly" in r.getMessage()] == [True]
+
+
+def _watch_kube(lines: list[bytes]) -> k.Kube:
+    """A Kube whose watch client answers every watch with ``lines``."""
+    import httpx
+
+    session = httpx.AsyncClient(base_url="https://test")
+    api = type("Api", (), {"_session": session, "auth": type("Auth", (), {"server": "https://test"})()})()
+    kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
+    kube._watch_session = httpx.AsyncClient(base_url="https://test", transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, content=b"\n".join(lines))))
+    kube._watch_session_for = session
+    return kube
+
+
+def test_a_watch_line_that_is_no_event_is_a_kube_error():
+    """A line that is not a JSON object ends the watch with a KubeError (the caller lists again), never a ValueError
+    or AttributeError that the follow paths would not expect."""
+    good = b'{"type": "ADDED", "object": {"metadata": {"name": "p1", "resourceVersion": "5"}}}'
+
+    async def main(bad: bytes) -> tuple[list[str], BaseException | None]:
+        seen: list[str] = []
+        try:
+            async for kind, obj in _watch_kube([good, bad, good]).watch(k.PVCS, "apps", "1"):
+                seen.append(obj["metadata"]["name"])
+        except Exception as exc:  # noqa: BLE001 - the test looks at which
+            return seen, exc
+        return seen, None
+
+    for bad in (b"{not json", b'"a string"', b"[1, 2]"):
+        seen, error = asyncio.run(main(bad))
+        assert seen == ["p1"] and type(error) is k.KubeError, (bad, seen, error)
+        assert "not a watch event" in str(error)
+
+
+def test_a_watch_while_the_session_is_replaced_is_unreachable():
+    kube = _watch_kube([])
+    kube.api._session = None  # replaced this moment (a new client certificate)
+
+    async def main() -> BaseException | None:
+        try:
+            async for _ in kube.watch(k.PVCS, "apps", "1"):
+                pass
+        except Exception as exc:  # noqa: BLE001 - the test looks at which
+            return exc
+        return None
+
+    assert isinstance(asyncio.run(main()), k.Unreachable)
