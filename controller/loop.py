@@ -118,6 +118,8 @@ class Controller:
         self.polls = 0
         #: Set between polls when a new request was noticed: the wait ends and the next poll starts at once.
         self.poll_now = asyncio.Event()
+        #: Set by ``drain`` (SIGTERM): no reconcile starts, and none goes on to wait for a change, from then on.
+        self.draining = False
 
     @property
     def active(self) -> bool:
@@ -297,7 +299,7 @@ class Controller:
         try:
             while True:
                 run = await self._reconcile_once(obj, siblings)
-                if run is None or run.wake is None or not self.active:
+                if run is None or run.wake is None or not self.active or self.draining:
                     return
                 self.waking.add(uid)
                 try:
@@ -318,6 +320,8 @@ class Controller:
     async def _reconcile_once(self, obj: dict[str, Any], siblings: list[PVCRestore]) -> phases.Run | None:
         """One reconcile; the Run when it ended without an error (it may be waiting), else None."""
         async with self.workers:
+            if self.draining:  # it waited for a worker until shutdown: the next controller takes it from here
+                return None
             run = phases.Run(self.kube, self.settings, obj, siblings)
             run.forbidden_since = self.forbidden_since.get(run.r.uid)
             version = run.r.resource_version
@@ -434,7 +438,8 @@ class Controller:
 
     async def drain(self) -> None:
         """Let in-flight reconciles finish their current step (each is bounded by HTTP timeouts); those only waiting
-        for a change (between two steps) end now."""
+        for a change (between two steps) end now, and none starts or begins to wait after this."""
+        self.draining = True
         for uid in self.waking:
             self.tasks[uid].cancel()
         pending = [t for t in self.tasks.values() if not t.done()]

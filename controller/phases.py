@@ -518,7 +518,10 @@ async def reconcile(run: Run) -> None:
                     return
                 await holding.release(run, put_back)
             if FINALIZER in run.r.finalizers:
-                await run.set_finalizers([f for f in run.r.finalizers if f != FINALIZER])
+                try:
+                    await run.set_finalizers([f for f in run.r.finalizers if f != FINALIZER])
+                except k.NotFound:
+                    pass  # being deleted, and gone with our finalizer: a copy of the patch applied before its error
             return
         if run.status.phase is None:
             await enter(run, Phase.INITIALIZE, "starting")

@@ -69,6 +69,9 @@ async def woken(kube: k.Kube, wake: Wake, seconds: float) -> bool:
     except asyncio.TimeoutError:
         return False
     except k.Forbidden as exc:  # an older chart's RBAC, without watch: say once why restores are slower
+        if exc.code == 401:  # credentials, not RBAC (``watch`` loaded them again if it could)
+            log.info("not following %s in %s (%s): the next poll looks instead", wake.res.plural, wake.namespace, exc)
+            return False
         if wake.res.plural not in _refused:
             _refused.add(wake.res.plural)
             log.warning("may not watch %s (%s): restores waiting for them look again at each poll instead of at "

@@ -492,7 +492,12 @@ class Kube:
                             return response.content
                         if text:
                             return response.text
-                        return response.json() if response.content else None
+                        try:
+                            return response.json() if response.content else None
+                        except ValueError:  # e.g. a proxy's login page: not the API server's answer
+                            raise KubeError(f"{what}: the answer (HTTP {response.status_code}, "
+                                            f"{response.headers.get('content-type') or 'no content type'}) is not "
+                                            f"JSON; is {self.server} a Kubernetes API server?") from None
                     error = _error_from_response(response, what)
             except kr8s.ServerError as exc:  # only with raise_for_status=True (kr8s's own 401/403 retries)
                 response = exc.response
@@ -500,7 +505,7 @@ class Kube:
                 if self.observer:
                     self.observer(method, response.status_code)
                 raise _error_from_response(response, what) from exc
-            except (httpx.TransportError, kr8s.APITimeoutError) as exc:
+            except (httpx.RequestError, kr8s.APITimeoutError) as exc:  # RequestError: TransportError and the rest
                 if self.observer:
                     self.observer(method, None)
                 raise Unreachable(f"{what}: cannot reach the Kubernetes API server at {self.server}: "
@@ -558,8 +563,13 @@ class Kube:
             if token_changed:
                 auth.token = token
             if certs_changed:
+                before = auth.client_cert_file, auth.client_key_file
                 auth.client_cert_file, auth.client_key_file = fresh.client_cert_file, fresh.client_key_file
-                await self._replace_session()
+                try:
+                    await self._replace_session()
+                except BaseException:
+                    auth.client_cert_file, auth.client_key_file = before
+                    raise
             elif api._session is not None:
                 api._session.headers["Authorization"] = f"Bearer {token}"
             return True
@@ -574,8 +584,12 @@ class Kube:
         """A new kr8s session (new TLS client certificate). The old one is closed only once requests in flight on it
         must have ended (they are bounded by the timeout); kr8s's own ``_create_session`` would close it at once."""
         old = self.api._session
-        self.api._session = None
-        await self.api._create_session()
+        self.api._session = None  # (kr8s's _create_session would close a session it finds)
+        try:
+            await self.api._create_session()
+        except BaseException:
+            self.api._session = old  # e.g. a certificate that does not match its key: keep the one that worked
+            raise
         if self.user_agent:
             self.api._session.headers["User-Agent"] = self.user_agent
         if old is not None:
@@ -727,6 +741,7 @@ class Kube:
         session = self.api._session
         if session is None:  # replaced this moment (a new client certificate): the caller lists again
             raise Unreachable(f"{what}: the connection to the API server is being renewed")
+        generation = self._auth_generation
         try:
             client = await self._watch_client(session)
             # The session's headers as they are now: its credentials (reloaded after a 401) and User-Agent.
@@ -739,22 +754,31 @@ class Kube:
                     self.observer("WATCH", response.status_code)
                 if response.is_error:
                     await response.aread()
-                    raise _error_from_response(response, what)
+                    error = _error_from_response(response, what)
+                    # 401: expired or rotated credentials, as in ``request``: load them again; the caller's next
+                    # watch or list goes out with them.
+                    if response.status_code == 401 and await self._reauthenticate(generation):
+                        raise KubeError(f"{what}: the API server refused the credentials (401); they were loaded "
+                                        "again", code=401)
+                    raise error
                 async for line in response.aiter_lines():
                     if not line.strip():
                         continue
                     try:
                         event = json.loads(line)
-                        kind, obj = event.get("type"), event.get("object") or {}
-                    except (ValueError, AttributeError):  # not a JSON object: the stream cannot be trusted further
+                    except ValueError:
+                        event = None
+                    kind, obj = ((event.get("type"), event.get("object") or {}) if isinstance(event, dict)
+                                 else (None, None))
+                    if not isinstance(kind, str) or not isinstance(obj, dict):  # the stream cannot be trusted further
                         raise KubeError(f"{what}: the API server sent a line that is not a watch event: "
-                                        f"{line[:200]!r}") from None
+                                        f"{line[:200]!r}")
                     if kind == "ERROR":
                         if obj.get("code") == 410:
                             raise Gone(f"{what}: resourceVersion {resource_version} is too old ({obj.get('message')})")
                         raise KubeError(f"{what}: {obj.get('message') or obj}")
                     yield kind, obj
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # a broken connection, and also an undecodable body or a redirect loop
             if self.observer:
                 self.observer("WATCH", None)
             raise Unreachable(f"{what}: cannot reach the Kubernetes API server at {self.server}: "

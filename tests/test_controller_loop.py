@@ -132,49 +132,49 @@ def test_a_follow_that_meets_an_unforeseen_error_lists_again(caplog):
     assert [r.exc_info is not None for r in caplog.records if "unexpectedly" in r.getMessage()] == [True]
 
 
-def _watch_kube(lines: list[bytes]) -> k.Kube:
-    """A Kube whose watch client answers every watch with ``lines``."""
-    import httpx
+def test_after_sigterm_no_reconcile_starts_and_none_goes_on_to_wait():
+    """``drain`` (SIGTERM) lets the step in flight finish; that reconcile then ends instead of waiting for the change
+    it named, and one that was waiting for a worker slot never starts: the next controller takes both from there."""
+    from controller import phases, wake
+    from controller.loop import Controller
+    from controller.settings import Settings
+    from kubectl_pvc_restore import model
 
-    session = httpx.AsyncClient(base_url="https://test")
-    api = type("Api", (), {"_session": session, "auth": type("Auth", (), {"server": "https://test"})()})()
-    kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
-    kube._watch_session = httpx.AsyncClient(base_url="https://test", transport=httpx.MockTransport(
-        lambda request: httpx.Response(200, content=b"\n".join(lines))))
-    kube._watch_session_for = session
-    return kube
+    def restore(name: str) -> dict:
+        obj = model.manifest(name, "apps", model.Spec(pvc="data"))
+        obj["metadata"].update(uid=f"uid-{name}", resourceVersion="1")
+        obj["status"] = {"phase": "ScaleDown"}
+        return obj
 
+    started: list[str] = []
+    watched: list[str] = []
 
-def test_a_watch_line_that_is_no_event_is_a_kube_error():
-    """A line that is not a JSON object ends the watch with a KubeError (the caller lists again), never a ValueError
-    or AttributeError that the follow paths would not expect."""
-    good = b'{"type": "ADDED", "object": {"metadata": {"name": "p1", "resourceVersion": "5"}}}'
+    class Kube:
+        async def watch(self, *args, **kwargs):
+            watched.append("watch")
+            yield "MODIFIED", {}
 
-    async def main(bad: bytes) -> tuple[list[str], BaseException | None]:
-        seen: list[str] = []
+    async def main() -> None:
+        controller = Controller(Kube(), Settings(namespace="apps", poll_interval=1.0, workers=1))  # type: ignore[arg-type]
+        step = asyncio.Event()
+
+        async def reconcile(run: phases.Run) -> None:
+            started.append(run.r.name)
+            await step.wait()
+            run.wake = wake.Wake(k.PODS, "apps", "5")  # it waits for pods to go
+
+        phases_reconcile, phases.reconcile = phases.reconcile, reconcile
         try:
-            async for kind, obj in _watch_kube([good, bad, good]).watch(k.PVCS, "apps", "1"):
-                seen.append(obj["metadata"]["name"])
-        except Exception as exc:  # noqa: BLE001 - the test looks at which
-            return seen, exc
-        return seen, None
+            first = asyncio.create_task(controller._reconcile(restore("a"), []))
+            second = asyncio.create_task(controller._reconcile(restore("b"), []))
+            controller.tasks.update({"uid-a": first, "uid-b": second})
+            await asyncio.sleep(0.05)  # a runs its step; b waits for the only worker
+            draining = asyncio.create_task(controller.drain())
+            await asyncio.sleep(0.05)
+            step.set()
+            await asyncio.wait_for(draining, 5)
+        finally:
+            phases.reconcile = phases_reconcile
 
-    for bad in (b"{not json", b'"a string"', b"[1, 2]"):
-        seen, error = asyncio.run(main(bad))
-        assert seen == ["p1"] and type(error) is k.KubeError, (bad, seen, error)
-        assert "not a watch event" in str(error)
-
-
-def test_a_watch_while_the_session_is_replaced_is_unreachable():
-    kube = _watch_kube([])
-    kube.api._session = None  # replaced this moment (a new client certificate)
-
-    async def main() -> BaseException | None:
-        try:
-            async for _ in kube.watch(k.PVCS, "apps", "1"):
-                pass
-        except Exception as exc:  # noqa: BLE001 - the test looks at which
-            return exc
-        return None
-
-    assert isinstance(asyncio.run(main()), k.Unreachable)
+    asyncio.run(main())
+    assert started == ["a"] and watched == []

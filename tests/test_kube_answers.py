@@ -1,0 +1,133 @@
+"""The access layer turns what it cannot use into a KubeError with a message, never an exception its callers do not
+expect (the controller's reconciles and follows, and the CLI, catch KubeError): an answer that is not JSON, a watch
+line that is no event, a watch while the session is being replaced, a watch refused for its credentials (they are
+loaded again, as for a request), and a client certificate reloaded after a 401 that cannot be used (the session that
+worked is kept)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from typing import Any
+
+import httpx
+import pytest
+
+from kubectl_pvc_restore import kube as k
+
+
+class Api:
+    """kr8s's ``call_api`` answering 200 with ``content``."""
+
+    def __init__(self, content: bytes, content_type: str) -> None:
+        self.content, self.content_type = content, content_type
+        self.auth = type("Auth", (), {"server": "https://test"})()
+        self._session: Any = httpx.AsyncClient(base_url="https://test")
+
+    @contextlib.asynccontextmanager
+    async def call_api(self, method: str, *, base: str, url: str, **kwargs: Any):
+        yield httpx.Response(200, content=self.content, headers={"content-type": self.content_type},
+                             request=httpx.Request(method, "https://test"))
+
+
+@pytest.mark.parametrize("content", [b"<html><body>Sign in</body></html>", b"{truncated"])
+def test_an_answer_that_is_not_json_is_a_kube_error(content):
+    kube = k.Kube(Api(content, "text/html"), namespace="apps")  # type: ignore[arg-type]
+
+    async def main() -> BaseException | None:
+        try:
+            await kube.get(k.CONFIGMAPS, "c", "apps")
+        except Exception as exc:  # noqa: BLE001 - the test looks at which
+            return exc
+        return None
+
+    error = asyncio.run(main())
+    assert type(error) is k.KubeError, error
+    assert "is not JSON" in str(error) and "text/html" in str(error) and "https://test" in str(error)
+
+
+def test_a_session_that_cannot_be_made_keeps_the_one_that_worked():
+    api = Api(b"{}", "application/json")
+    working = api._session
+
+    async def create_session() -> None:
+        raise ssl.SSLError("KEY_VALUES_MISMATCH")
+
+    api._create_session = create_session  # type: ignore[attr-defined]
+    kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
+
+    async def main() -> None:
+        with pytest.raises(ssl.SSLError):
+            await kube._replace_session()
+        assert api._session is working
+        assert await kube.get(k.CONFIGMAPS, "c", "apps") == {}  # requests still go out on it
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("renewed", [True, False])
+def test_a_watch_refused_for_its_credentials_loads_them_again(renewed):
+    """A 401 to a watch (an expired token) reloads the credentials as a request's 401 does; the watch then ends with
+    a KubeError (the caller follows again with them), or, when nothing changed, with the refusal itself."""
+    session = httpx.AsyncClient(base_url="https://test")
+    api = type("Api", (), {"_session": session, "auth": type("Auth", (), {"server": "https://test"})()})()
+    kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
+    kube._watch_session = httpx.AsyncClient(base_url="https://test", transport=httpx.MockTransport(
+        lambda request: httpx.Response(401, json={"kind": "Status", "code": 401, "message": "Unauthorized"})))
+    kube._watch_session_for = session
+    reloads: list[int] = []
+
+    async def reload() -> bool:
+        reloads.append(1)
+        return renewed
+
+    kube._reload_credentials = reload  # type: ignore[method-assign]
+
+    error = run_watch(kube)[1]
+    assert reloads == [1] and isinstance(error, k.KubeError) and error.code == 401
+    assert isinstance(error, k.Forbidden) is not renewed
+    assert kube._auth_generation == (1 if renewed else 0)
+
+
+def run_watch(kube: k.Kube) -> tuple[list[str], BaseException | None]:
+    """The names a watch of PVCs yielded, and the exception it ended with."""
+    async def main() -> tuple[list[str], BaseException | None]:
+        seen: list[str] = []
+        try:
+            async for _, obj in kube.watch(k.PVCS, "apps", "1"):
+                seen.append(obj["metadata"]["name"])
+        except Exception as exc:  # noqa: BLE001 - the test looks at which
+            return seen, exc
+        return seen, None
+    return asyncio.run(main())
+
+
+def _watch_kube(lines: list[bytes]) -> k.Kube:
+    """A Kube whose watch client answers every watch with ``lines``."""
+    import httpx
+
+    session = httpx.AsyncClient(base_url="https://test")
+    api = type("Api", (), {"_session": session, "auth": type("Auth", (), {"server": "https://test"})()})()
+    kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
+    kube._watch_session = httpx.AsyncClient(base_url="https://test", transport=httpx.MockTransport(
+        lambda request: httpx.Response(200, content=b"\n".join(lines))))
+    kube._watch_session_for = session
+    return kube
+
+
+def test_a_watch_line_that_is_no_event_is_a_kube_error():
+    """A line that is not a JSON object ends the watch with a KubeError (the caller lists again), never a ValueError
+    or AttributeError that the follow paths would not expect."""
+    good = b'{"type": "ADDED", "object": {"metadata": {"name": "p1", "resourceVersion": "5"}}}'
+
+    for bad in (b"{not json", b'"a string"', b"[1, 2]", b'{"type": "ERROR", "object": [1]}'):
+        seen, error = run_watch(_watch_kube([good, bad, good]))
+        assert seen == ["p1"] and type(error) is k.KubeError, (bad, seen, error)
+        assert "not a watch event" in str(error)
+
+
+def test_a_watch_while_the_session_is_replaced_is_unreachable():
+    kube = _watch_kube([])
+    kube.api._session = None  # replaced this moment (a new client certificate)
+    assert isinstance(run_watch(kube)[1], k.Unreachable)
