@@ -279,19 +279,28 @@ def _token_from_file(auth: Any) -> str | None:
     return token or None
 
 
+def _data_copies(auth: Any) -> set[str]:
+    """The temporary files kr8s wrote for ``auth`` from a kubeconfig's (or an exec plugin's) ``*-data`` fields, which
+    nobody else removes; files the kubeconfig names itself are not among them."""
+    user, cluster = getattr(auth, "_user", None) or {}, getattr(auth, "_cluster", None) or {}
+    copies = (("client-certificate-data", user, "client_cert_file"), ("client-key-data", user, "client_key_file"),
+              ("certificate-authority-data", cluster, "server_ca_file"))
+    return {path for field, section, attr in copies if field in section and (path := getattr(auth, attr, None))}
+
+
+def _unlink(paths: Any) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
 def _remove_unused_copies(fresh: Any, live: Any) -> None:
     """kr8s writes ``*-data`` certificates and keys of a kubeconfig to new temporary files on every load: remove those
     of a reload that the live client did not take (a private key must not pile up in /tmp at every 401)."""
-    user, cluster = getattr(fresh, "_user", None) or {}, getattr(fresh, "_cluster", None) or {}
-    copies = (("client-certificate-data", user, "client_cert_file"), ("client-key-data", user, "client_key_file"),
-              ("certificate-authority-data", cluster, "server_ca_file"))
-    for field, section, attr in copies:
-        path = getattr(fresh, attr, None)
-        if field in section and path and path != getattr(live, attr, None):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+    in_use = {getattr(live, attr, None) for attr in ("client_cert_file", "client_key_file", "server_ca_file")}
+    _unlink(_data_copies(fresh) - in_use)
 
 
 def _skip_httpx_cli() -> None:
@@ -348,6 +357,9 @@ class Kube:
         self._auth_lock = asyncio.Lock()
         self._auth_generation = 0
         self._auth_unchanged_at = float("-inf")
+        #: kr8s's temporary copies of the certificates and keys in use (None: not looked at yet); a rotation removes
+        #: those it replaced.
+        self._data_copies: set[str] | None = None
         #: HTTP clients replaced (a new session, a new watch client), closed once their requests must have ended.
         self._retired_sessions: set[Any] = set()
         self._closing: set[asyncio.Task] = set()
@@ -563,6 +575,8 @@ class Kube:
             if token_changed:
                 auth.token = token
             if certs_changed:
+                if self._data_copies is None:
+                    self._data_copies = _data_copies(auth)
                 before = auth.client_cert_file, auth.client_key_file
                 auth.client_cert_file, auth.client_key_file = fresh.client_cert_file, fresh.client_key_file
                 try:
@@ -570,6 +584,11 @@ class Kube:
                 except BaseException:
                     auth.client_cert_file, auth.client_key_file = before
                     raise
+                # The old certificate and key are in no session any more (a session loads them once, when made):
+                # kr8s's copies of them go, the new ones are remembered for the next rotation.
+                replaced = {path for path in before if path in self._data_copies}
+                self._data_copies = (self._data_copies - replaced) | _data_copies(fresh)
+                _unlink(replaced)
             elif api._session is not None:
                 api._session.headers["Authorization"] = f"Bearer {token}"
             return True

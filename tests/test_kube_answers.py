@@ -131,3 +131,77 @@ def test_a_watch_while_the_session_is_replaced_is_unreachable():
     kube = _watch_kube([])
     kube.api._session = None  # replaced this moment (a new client certificate)
     assert isinstance(run_watch(kube)[1], k.Unreachable)
+
+
+def _certificate(name: str) -> tuple[str, str]:
+    """A self-signed client certificate and its key, PEM, base64 (as a kubeconfig's ``*-data`` fields hold them)."""
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return (base64.b64encode(cert.public_bytes(serialization.Encoding.PEM)).decode(),
+            base64.b64encode(key_pem).decode())
+
+
+def test_a_rotated_client_certificate_leaves_no_copy_of_the_old_key(tmp_path):
+    """kr8s writes a kubeconfig's certificate and key to temporary files. After a 401 the credentials are loaded
+    again; a new certificate gets a new session, and the copies of the old certificate and key are removed (a private
+    key must not pile up in /tmp at each rotation); only the new ones remain, and they are in use."""
+    import os
+
+    import kr8s.asyncio
+    import yaml
+
+    config = tmp_path / "kubeconfig"
+
+    def write(name: str) -> None:
+        cert, key = _certificate(name)
+        config.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "c",
+            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+            "users": [{"name": "u", "user": {"client-certificate-data": cert, "client-key-data": key}}],
+            "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+
+    async def main() -> None:
+        write("first")
+        api = kr8s.asyncio.Api(bypass_factory=True, kubeconfig=str(config))
+        await api.auth
+        await api._create_session()
+        kube = k.Kube(api, namespace="default")
+        first = (api.auth.client_cert_file, api.auth.client_key_file)
+        first_session = api._session
+        assert all(os.path.exists(path) for path in first)
+
+        write("second")
+        assert await kube._reload_credentials()
+        second = (api.auth.client_cert_file, api.auth.client_key_file)
+        assert api._session is not first_session and set(second).isdisjoint(first)
+        assert not any(os.path.exists(path) for path in first)
+        assert all(os.path.exists(path) for path in second)
+
+        assert not await kube._reload_credentials()  # nothing changed: the copies in use stay
+        assert (api.auth.client_cert_file, api.auth.client_key_file) == second
+        assert all(os.path.exists(path) for path in second)
+        await kube.close()
+        _unlink_all(second)
+
+    asyncio.run(main())
+
+
+def _unlink_all(paths: Any) -> None:
+    import os
+
+    for path in paths:
+        os.unlink(path)
