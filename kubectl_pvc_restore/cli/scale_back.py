@@ -35,9 +35,17 @@ async def command(client: Client, name: str, wait: bool, timeout: float | None) 
                   "it is not Finished" if status.get("phase") != "Finished" else
                   "it did not end on partial data, so nothing is kept stopped")
         raise click.ClickException(f"pvcrestore {name} holds no workloads: {reason}")
-    await client.kube.patch(k.PVC_RESTORES, name, client.namespace, {"metadata": {
-        "resourceVersion": obj["metadata"]["resourceVersion"],
-        "annotations": {SCALE_BACK_ANNOTATION: format_time(now())}}})
+    try:
+        await client.kube.patch(k.PVC_RESTORES, name, client.namespace, {"metadata": {
+            "resourceVersion": obj["metadata"]["resourceVersion"],
+            "annotations": {SCALE_BACK_ANNOTATION: format_time(now())}}})
+    except k.Conflict:
+        # Changed since it was read: by this very patch when its answer was lost and the copy sent again was
+        # refused, or by someone else. Asked already either way when the annotation is there.
+        current = await client.restore(name)
+        if SCALE_BACK_ANNOTATION not in ((current.get("metadata") or {}).get("annotations") or {}):
+            raise click.ClickException(f"pvcrestore {name} changed while scale-back was being asked for; nothing "
+                                       "was asked: run the command again") from None
     click.echo(f"pvcrestore {name}: asked the controller to scale the workloads back onto the partial data")
     deadline = time.monotonic() + timeout if timeout else None
     while wait:
