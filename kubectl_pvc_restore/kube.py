@@ -615,7 +615,12 @@ class Kube:
             self._retire(old)
 
     async def version(self) -> dict[str, Any]:
-        return await self.api.version()
+        """The API server's /version, through ``request`` (kr8s's own ``version`` raises its and httpx's exceptions,
+        not KubeError, and is not sent again after a 5xx)."""
+        info = await self.request("GET", "/version/", what="the API server's version")
+        if not isinstance(info, dict):
+            raise KubeError(f"the API server's version: the answer is not an object: {str(info)[:200]!r}")
+        return info
 
     # -- typed helpers ------------------------------------------------------------------------------------------
 

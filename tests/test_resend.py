@@ -41,6 +41,7 @@ def cm(**meta: Any) -> dict[str, Any]:
 
 CALLS = {
     "GET": lambda kube: kube.get(k.CONFIGMAPS, "c", NS),
+    "GET /version": lambda kube: kube.version(),
     "merge PATCH": lambda kube: kube.patch(k.CONFIGMAPS, "c", NS, {"data": {"a": "1"}}),
     "scale": lambda kube: kube.set_scale(k.DEPLOYMENTS, "web", NS, 0),
     "PUT with resourceVersion": lambda kube: kube.replace(k.CONFIGMAPS, cm(resourceVersion="7")),
@@ -50,7 +51,7 @@ CALLS = {
     "DELETE": lambda kube: kube.delete(k.CONFIGMAPS, "c", NS),
     "JSON PATCH": lambda kube: kube.json_patch(k.CONFIGMAPS, "c", NS, [{"op": "add", "path": "/data/a", "value": "1"}]),
 }
-RESENT = {"GET", "merge PATCH", "scale", "PUT with resourceVersion"}
+RESENT = {"GET", "GET /version", "merge PATCH", "scale", "PUT with resourceVersion"}
 
 
 def send(monkeypatch, call: str, codes: list[int]) -> tuple[Api, Any]:
