@@ -96,8 +96,9 @@ class Bench:
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen:
         env = {key: value for key, value in os.environ.items() if key not in (
             "KUBECONFIG", "WATCH_NAMESPACE", "POLL_INTERVAL", "LOG_LEVEL", "WORKERS", "PVC_RESTORE_CRASH_AT")}
-        proc = subprocess.Popen([sys.executable, *args], cwd=str(REPO), env=env,
-                                stdout=open(self.workdir / log_name, "w"), stderr=subprocess.STDOUT)
+        with open(self.workdir / log_name, "w") as log:  # the child has its own copy of the descriptor
+            proc = subprocess.Popen([sys.executable, *args], cwd=str(REPO), env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
 

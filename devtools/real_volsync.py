@@ -104,9 +104,9 @@ class RealVolsync:
             raise
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        log = open(self.log(name), "w")
-        self.processes[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, cwd=str(REPO), start_new_session=True)
+        with open(self.log(name), "w") as log:  # the child has its own copy of the descriptor
+            self.processes[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                    stdin=subprocess.DEVNULL, cwd=str(REPO), start_new_session=True)
         (self.workdir / f"{name}.pid").write_text(str(self.processes[name].pid))
 
     def _wait_port(self, port: int, timeout: float = 30.0) -> None:

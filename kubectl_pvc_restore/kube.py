@@ -362,6 +362,8 @@ class Kube:
         self._data_copies: set[str] | None = None
         #: HTTP clients replaced (a new session, a new watch client), closed once their requests must have ended.
         self._retired_sessions: set[Any] = set()
+        #: The longest a watch sent so far may last (its read timeout): a retired watch client waits that long.
+        self._watch_span = 0.0
         self._closing: set[asyncio.Task] = set()
         #: Sent with every request (a new session after a certificate rotation keeps it).
         self.user_agent: str | None = None
@@ -762,6 +764,7 @@ class Kube:
                   "timeoutSeconds": str(timeout_seconds), "labelSelector": label_selector,
                   "fieldSelector": field_selector}
         what = f"watch {self._what(res, None, namespace)}"
+        self._watch_span = max(self._watch_span, timeout_seconds + self._timeout())
         session = self.api._session
         if session is None:  # replaced this moment (a new client certificate): the caller lists again
             raise Unreachable(f"{what}: the connection to the API server is being renewed")
@@ -827,7 +830,7 @@ class Kube:
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=20))
             self._watch_session_for = session
             if old is not None:
-                self._retire(old)
+                self._retire(old, after=self._watch_span)
         return self._watch_session
 
     async def close(self) -> None:
@@ -840,8 +843,9 @@ class Kube:
             if client is not None and not client.is_closed:
                 await client.aclose()
 
-    def _retire(self, client: Any) -> None:
-        """Close ``client`` once the requests in flight on it must have ended (they are bounded by the timeout)."""
+    def _retire(self, client: Any, after: float = 0.0) -> None:
+        """Close ``client`` once the requests in flight on it must have ended (they are bounded by the timeout, or
+        by ``after`` when longer: a watch's)."""
         self._retired_sessions.add(client)
 
         def close() -> None:
@@ -851,7 +855,7 @@ class Kube:
                 self._closing.add(task)  # a strong reference until it is done (the loop keeps only a weak one)
                 task.add_done_callback(self._closing.discard)
 
-        asyncio.get_running_loop().call_later(self._timeout() + 5.0, close)
+        asyncio.get_running_loop().call_later(max(self._timeout(), after) + 5.0, close)
 
     async def create(self, res: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         namespace = namespace or body.get("metadata", {}).get("namespace")

@@ -31,11 +31,12 @@ class FaultProxy:
         port_file = workdir / "fault-proxy.port"
         port_file.unlink(missing_ok=True)
         self.log_path = workdir / "fault-proxy.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "devtools.fault_proxy", "--upstream", cluster["server"],
-             "--ca", cluster["certificate-authority"], "--port-file", str(port_file), "--seed", str(seed),
-             "--stall", str(stall), "--only-agent", CONTROLLER_AGENT, "--lifetime", "5400"],
-            cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=open(self.log_path, "w"))
+        with open(self.log_path, "w") as log:  # the child has its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "devtools.fault_proxy", "--upstream", cluster["server"],
+                 "--ca", cluster["certificate-authority"], "--port-file", str(port_file), "--seed", str(seed),
+                 "--stall", str(stall), "--only-agent", CONTROLLER_AGENT, "--lifetime", "5400"],
+                cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=log)
         wait_for(lambda: port_file.exists() or self.proc.poll() is not None, timeout=30, message="the fault proxy")
         assert self.proc.poll() is None, self.log_path.read_text()
         self.url = f"http://127.0.0.1:{port_file.read_text().strip()}"
@@ -114,8 +115,9 @@ def proxied_controller(kube, control_plane, kubeconfig, namespace, fault_proxy, 
                 "--health-address", f"127.0.0.1:{free_port()}", "--metrics-address", f"127.0.0.1:{free_port()}"]
         if identity:
             args += ["--leader-election-id", identity]
-        proc = subprocess.Popen([sys.executable, "-m", "controller", *args, *extra], env=env, cwd=str(REPO),
-                                stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+        with open(log_path, "w") as log_file:  # the child has its own copy of the descriptor
+            proc = subprocess.Popen([sys.executable, "-m", "controller", *args, *extra], env=env, cwd=str(REPO),
+                                    stdout=log_file, stderr=subprocess.STDOUT)
         proc.log_path = log_path  # type: ignore[attr-defined]
         procs.append(proc)
         return proc

@@ -191,12 +191,12 @@ def controller_process(kubeconfig, namespace, tmp_path):
             env["PVC_RESTORE_CRASH_AT"] = crash_at
         env.update(env_extra or {})
         path = tmp_path / f"controller-{len(procs)}.log"
-        log = open(path, "w")
         if args is None:
             args = ("--kubeconfig", kubeconfig, "--namespace", namespace, "--poll-interval", "0.2",
                     "--health-address", f"127.0.0.1:{free_port()}", "--metrics-address", f"127.0.0.1:{free_port()}")
-        proc = subprocess.Popen([sys.executable, "-m", "controller", *args, *extra],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+        with open(path, "w") as log:  # the child has its own copy of the descriptor
+            proc = subprocess.Popen([sys.executable, "-m", "controller", *args, *extra],
+                                    env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
         proc.log_path = path
         procs.append(proc)
         return proc

@@ -162,11 +162,12 @@ def chaos_controller(chaos_plane, chaos_kube, chaos_cluster, tmp_path) -> Iterat
         env = {key: value for key, value in os.environ.items() if key not in (
             "PVC_RESTORE_CRASH_AT", "KUBECONFIG", "WATCH_NAMESPACE", "POLL_INTERVAL", "LOG_LEVEL", "API_TIMEOUT")}
         log_path = tmp_path / "controller.log"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "controller", "--kubeconfig", config, "--namespace", ns, "--poll-interval", "0.2",
-             "--api-timeout", "2s", "--health-address", f"127.0.0.1:{free_port()}",
-             "--metrics-address", f"127.0.0.1:{free_port()}"],
-            env=env, cwd=str(REPO), stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+        with open(log_path, "w") as log_file:  # the child has its own copy of the descriptor
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "controller", "--kubeconfig", config, "--namespace", ns, "--poll-interval",
+                 "0.2", "--api-timeout", "2s", "--health-address", f"127.0.0.1:{free_port()}",
+                 "--metrics-address", f"127.0.0.1:{free_port()}"],
+                env=env, cwd=str(REPO), stdout=log_file, stderr=subprocess.STDOUT)
         proc.log_path = log_path  # type: ignore[attr-defined]
         procs.append(proc)
         return proc

@@ -205,3 +205,31 @@ def _unlink_all(paths: Any) -> None:
 
     for path in paths:
         os.unlink(path)
+
+
+def test_a_retired_watch_client_outlives_the_watches_it_carries():
+    """After the session is replaced (a new client certificate), the old watch client is closed only once the longest
+    watch sent on it may have ended (its read timeout), not after a request's timeout, which would cut a long watch
+    off (and make its follower list everything again)."""
+    kube = _watch_kube([])
+    delays: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        call_later = loop.call_later
+        loop.call_later = lambda delay, *args: (delays.append(delay), call_later(delay, *args))[1]  # type: ignore
+        async for _ in kube.watch(k.PVCS, "apps", "1", timeout_seconds=120):
+            pass
+        old = kube._watch_session
+
+        async def ssl_context() -> bool:
+            return True
+
+        kube.api.auth.ssl_context = ssl_context
+        kube.api._session = httpx.AsyncClient(base_url="https://test")  # replaced
+        await kube._watch_client(kube.api._session)
+        assert kube._watch_session is not old and old in kube._retired_sessions
+        await kube.close()
+
+    asyncio.run(main())
+    assert delays and delays[-1] >= 120 + kube._timeout()

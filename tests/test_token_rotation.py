@@ -146,10 +146,11 @@ def start_controller(config: Path, ns: str, log_dir: Path) -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items()
            if key not in ("KUBECONFIG", "WATCH_NAMESPACE", "POLL_INTERVAL", "LOG_LEVEL", "PVC_RESTORE_CRASH_AT")}
     log_path = log_dir / "controller.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller", "--kubeconfig", str(config), "--namespace", ns, "--poll-interval", "0.2",
-         "--health-address", "", "--metrics-address", ""],
-        env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT, cwd=str(REPO))
+    with open(log_path, "w") as log_file:  # the child has its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "controller", "--kubeconfig", str(config), "--namespace", ns, "--poll-interval",
+             "0.2", "--health-address", "", "--metrics-address", ""],
+            env=env, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(REPO))
     proc.log_path = log_path
     return proc
 
