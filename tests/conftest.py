@@ -24,7 +24,6 @@ from devtools.real_volsync import RealVolsync  # noqa: E402
 from kubectl_pvc_restore import kube as k  # noqa: E402
 from tests.helpers import Cluster, SyncKube, cli, in_process_controllers, stop_process  # noqa: E402
 
-
 #: A ValidatingAdmissionPolicy binding with ConfigMap params that matches nothing, applied before any test: the API
 #: server stops its ConfigMap param informer for good once no binding uses ConfigMap params (kubernetes/kubernetes
 #: #130887, still in 1.36), so a chart admission guard installed by a later test would read a frozen copy.

@@ -9,8 +9,8 @@ import re
 import time
 from typing import Any, Callable, Iterator
 
-from kubectl_pvc_restore import kube as k
 from devtools import mover_simulator
+from kubectl_pvc_restore import kube as k
 
 
 class SyncKube:

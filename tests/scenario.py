@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubectl_pvc_restore import kube as k
-from kubectl_pvc_restore import locks
-from kubectl_pvc_restore import model
+from kubectl_pvc_restore import locks, model
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
 from tests.helpers import Cluster, wait_for
 

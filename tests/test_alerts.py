@@ -1,5 +1,5 @@
-"""Operations: the chart's alerting rules and Grafana dashboard, checked with Prometheus' own promtool (built from its Go
-module by scripts/build-promtool.sh): `promtool check rules` on the rules helm renders, `promtool test rules` with
+"""Operations: the chart's alerting rules and Grafana dashboard, checked with Prometheus' own promtool (built from its
+Go module by scripts/build-promtool.sh): `promtool check rules` on the rules helm renders, `promtool test rules` with
 series that make each alert fire and series that must not (tests/alerts/), `promtool check metrics` on a scrape of the
 running controller, and the dashboard and rules reference only metrics the controller exports. The gauges the rules
 read are computed from the listed state (controller/observed.py), unit-tested here without a cluster."""
@@ -204,7 +204,8 @@ def test_the_prometheus_operators_crds_accept_the_rule_and_the_service_monitor(c
     control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                           "crd/prometheusrules.monitoring.coreos.com", "crd/servicemonitors.monitoring.coreos.com")
     out = subprocess.run([str(helm), "template", RELEASE, str(CHART), "-n", namespace,
-                          "--set", "metrics.prometheusRule.enabled=true", "--set", "metrics.serviceMonitor.enabled=true",
+                          "--set", "metrics.prometheusRule.enabled=true",
+                          "--set", "metrics.serviceMonitor.enabled=true",
                           "--set", "metrics.grafanaDashboard.enabled=true"], capture_output=True, text=True,
                          check=True).stdout
     docs = [d for d in yaml.safe_load_all(out) if d and d["kind"] in ("PrometheusRule", "ServiceMonitor", "ConfigMap")]
@@ -372,8 +373,8 @@ def test_dashboard_and_rules_use_only_metrics_the_controller_exports_and_its_scr
 
 def scrape_as_series(scrape: str, scraped_at: float, *, at: int, minutes: int, **labels: str) -> list[dict]:
     """Each sample of an exposition as a promtool input series, constant for ``minutes``, with the labels Prometheus'
-    scrape adds (and its ``up``). promtool's clock starts at 0: a Unix timestamp value is moved so that, at ``at`` seconds, it is as
-    far in the past as it was when scraped."""
+    scrape adds (and its ``up``). promtool's clock starts at 0: a Unix timestamp value is moved so that, at ``at``
+    seconds, it is as far in the past as it was when scraped."""
     extra = ", ".join(f'{k}="{v}"' for k, v in {**labels, "instance": "10.0.0.1:8080"}.items())
     series = [{"series": f"up{{{extra}}}", "values": f"1x{minutes + 5}"}]  # the scrape worked
     for line in scrape.splitlines():

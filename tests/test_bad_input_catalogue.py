@@ -44,7 +44,8 @@ LOCKED = "old-data"
 CLEAN_ENV = {"KUBECONFIG": None, "KUBERNETES_SERVICE_HOST": None, "KUBERNETES_SERVICE_PORT": None}
 #: What a clear message never shows: a traceback, the client libraries, Python's exception class names or reprs.
 INTERNALS = re.compile(r"Traceback|File \"|\bkr8s\b|httpx|\b[A-Z]\w*(?:Error|Exception)\b|\bdatetime\.|"
-                       r"<[\w.]+ object at 0x|\b(?:asyncio|anyio|h11|ssl\.|protobuf)\b|_ssl\.c|For more information check")
+                       r"<[\w.]+ object at 0x|\b(?:asyncio|anyio|h11|ssl\.|protobuf)\b|_ssl\.c|"
+                       r"For more information check")
 #: The API server's refusal of a spec is its own text: it must name the field, and come from no client library.
 SERVER_INTERNALS = re.compile(r"Traceback|\bkr8s\b|httpx")
 
@@ -352,7 +353,8 @@ CLI = [
     ("start-without-pvc", ["start"], 2, "Missing argument 'PVC'"),
     ("start-two-pvcs", ["start", "data", "other"], 2, "Got unexpected extra argument (other)"),
     ("start-unknown-flag", ["start", "data", "--force"], 2, "No such option '--force'"),
-    ("start-flag-typo", ["start", "data", "--previus", "1"], 2, "No such option '--previus'. Did you mean '--previous'?"),
+    ("start-flag-typo", ["start", "data", "--previus", "1"], 2,
+     "No such option '--previus'. Did you mean '--previous'?"),
     ("previous-negative", ["start", "data", "--previous", "-1"], 2, "Invalid value for '--previous'"),
     ("previous-a-word", ["start", "data", "--previous", "abc"], 2, "'abc' is not a valid integer"),
     ("previous-a-fraction", ["start", "data", "--previous", "1.5"], 2, "'1.5' is not a valid integer"),

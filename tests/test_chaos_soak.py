@@ -108,7 +108,7 @@ def run_soak(request, kube, control_plane, kubeconfig, namespaces, fault_proxy, 
                               "stringData": {"RESTIC_REPOSITORY": f"s3:http://minio.invalid/bucket/src-{i}",
                                              "RESTIC_PASSWORD": password}}, ns)
         volumes.append(v)
-    for ns, c in clusters.items():
+    for c in clusters.values():
         c.simulate(snapshots={f"src-{i}-restic": SNAPSHOTS for i in range(PVCS)}, delay=0.5)
     for ns in namespaces[1:]:
         grant_controller(kube, control_plane, ns, namespaces[0])
@@ -198,12 +198,12 @@ def run_soak(request, kube, control_plane, kubeconfig, namespaces, fault_proxy, 
         ledger.check(len(mine) == len(v.requests),
                      f"{v.ns}/{v.pvc}: {len(v.requests)} requests made {len(mine)} restores")
         spans = sorted(span(r) for r in mine)
-        for (_, end), (start, _) in zip(spans, spans[1:]):
+        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
             ledger.check(end <= start, f"two restores of {v.ns}/{v.pvc} overlapped ({end} > {start})")
         record = kube.get(k.CONFIGMAPS, mover_simulator.RECORD, v.ns)["data"] if mine else {}
         runs = sorted((parse(e["startedAt"]), parse(e["finishedAt"])) for r in mine
                       for e in [json.loads(record[volsync.destination_name(r["metadata"]["name"])])])
-        for (_, end), (start, _) in zip(runs, runs[1:]):
+        for (_, end), (start, _) in zip(runs, runs[1:], strict=False):
             ledger.check(end <= start, f"two movers of {v.ns}/{v.pvc} overlapped")
         c = clusters[v.ns]
         ledger.check(c.replicas(k.DEPLOYMENTS, v.app) == v.replicas, f"{v.app} is not back at {v.replicas}")

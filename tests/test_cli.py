@@ -113,8 +113,8 @@ def test_locks_list_and_clear(cluster, controller, run):
     sc.setup(cluster, statefulset=0, deployment=1, result="Hang")
     import datetime as dt
     cluster.pvc("old")
-    cluster.kube.create(k.CONFIGMAPS, locks.lock_manifest(cluster.ns, "old", "ghost", "uid", dt.datetime.now(dt.timezone.utc)),
-                        cluster.ns)
+    cluster.kube.create(k.CONFIGMAPS, locks.lock_manifest(cluster.ns, "old", "ghost", "uid",
+                                                          dt.datetime.now(dt.timezone.utc)), cluster.ns)
     controller(restore_timeout=600, lock_stale_after=3600)
     name = run("start", "data").output.strip()
     sc.wait_phase(cluster, name, "Restore")

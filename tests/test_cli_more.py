@@ -50,7 +50,7 @@ def test_snapshots_lists_the_real_repository_and_the_selection(cluster, run, res
     assert "Snapshots (3, newest first; listed by restic on this machine)" in result.output
     assert "TIME (UTC)" in result.output and "LOCAL TIME" in result.output and "HOST" in result.output
     lines = result.output.splitlines()
-    assert [l.split()[0] for l in lines if l[:8] in {i[:8] for i in ids}] == [i[:8] for i in reversed(ids)]
+    assert [line.split()[0] for line in lines if line[:8] in {i[:8] for i in ids}] == [i[:8] for i in reversed(ids)]
     assert PASSWORD not in result.output
     previous = run("snapshots", "data", "--previous", "1")
     assert f"--previous 1 restores snapshot {ids[1][:8]}" in previous.output
@@ -112,7 +112,7 @@ def test_completion_through_kubectl(cluster, control_plane, kubeconfig, tmp_path
     def complete(*words):
         out = subprocess.run(["kubectl", "__complete", "pvc-restore", *words], env=env, capture_output=True,
                              text=True).stdout
-        return [l for l in out.splitlines() if l and not l.startswith(":")]
+        return [line for line in out.splitlines() if line and not line.startswith(":")]
 
     assert {"start", "snapshots", "doctor"} <= set(complete(""))
     assert complete("sna") == ["snapshots"]

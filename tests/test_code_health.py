@@ -1,6 +1,6 @@
 """Lint and types of the product's packages (kubectl_pvc_restore/ and controller/), as configured in pyproject.toml:
 ruff (pycodestyle, pyflakes, bugbear, isort) and mypy; ruff also over the tools the tests and benchmarks run
-(devtools/, benchmarks/). And the layering: the TUI never imports the CLI."""
+(devtools/, benchmarks/) and over the tests themselves. And the layering: the TUI never imports the CLI."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ["kubectl_pvc_restore", "controller"]
-TOOLS = ["devtools", "benchmarks"]
+TOOLS = ["devtools", "benchmarks", "tests"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

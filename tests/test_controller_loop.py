@@ -37,8 +37,8 @@ def test_the_loop_survives_any_exception_from_one_poll(caplog):
 
 
 def test_a_held_pvc_keeps_what_a_poll_reads_and_drops_managed_fields():
-    from controller.watched_list import slim
     from controller.triggers import wants_restore
+    from controller.watched_list import slim
 
     pvc = {"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": {
         "name": "data", "namespace": "apps", "uid": "u1", "resourceVersion": "42",

@@ -71,7 +71,7 @@ def test_health_metrics_and_json_logs(cluster, controller_process, kubeconfig, v
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     lines = [json.loads(line) for line in proc.log_path.read_text().splitlines() if line.startswith("{")]
-    finished = [l for l in lines if l.get("restore") == "r1" and l.get("phase") == "Finished"]
+    finished = [line for line in lines if line.get("restore") == "r1" and line.get("phase") == "Finished"]
     assert finished and finished[0]["pvc"] == "data" and finished[0]["namespace"] == cluster.ns
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from controller.triggers import CLAIM_ANNOTATION
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
-from controller.triggers import CLAIM_ANNOTATION
 from tests import scenario as sc
 
 CRASH_POINTS = [

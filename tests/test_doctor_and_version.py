@@ -143,10 +143,11 @@ def test_doctor_finds_a_controller_by_its_lease_and_says_what_it_checked_when_no
     lines = out.splitlines()
     assert (f"[FAIL] no pvc-restore controller pod runs in the cluster (label {SELECTOR}, looked in all namespaces), "
             "and nothing else shows one at work:") in lines, out
-    [lease_line] = [line for line in lines if line.startswith("       Lease pvc-restore-controller (leader election): ")]
+    lease = "       Lease pvc-restore-controller (leader election): "
+    [lease_line] = [line for line in lines if line.startswith(lease)]
     assert f"Lease {namespace}/" not in lease_line, out
-    assert (f"       PVCRestores in namespace {namespace}: none (one updated in the last 10m would show a controller at "
-            "work)") in lines, out
+    assert (f"       PVCRestores in namespace {namespace}: none (one updated in the last 10m would show a controller"
+            " at work)") in lines, out
     assert "       fix: helm install pvc-restore charts/pvc-restore" in out
     assert "            or, for a controller you run outside the cluster: give it --leader-election" in out
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, model
 from kubectl_pvc_restore.cli.doctor_holds import _duration

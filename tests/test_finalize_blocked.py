@@ -21,7 +21,7 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
 from tests import scenario as sc
 from tests.conftest import free_port
-from tests.helpers import http_get, ROLES, bind_role, identity_kubeconfig, wait_for
+from tests.helpers import ROLES, bind_role, http_get, identity_kubeconfig, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "pvc-restore"

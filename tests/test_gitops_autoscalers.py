@@ -139,8 +139,10 @@ def test_argo_application_automated_sync_is_turned_off_and_back(eco_cluster):
     cluster = eco_cluster
     automated = {"prune": True, "selfHeal": True}
     cluster.kube.create(APPLICATIONS, {
-        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "shop", "namespace": cluster.ns},
-        "spec": {"project": "default", "destination": {"server": "https://kubernetes.default.svc", "namespace": cluster.ns},
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "shop", "namespace": cluster.ns},
+        "spec": {"project": "default",
+                 "destination": {"server": "https://kubernetes.default.svc", "namespace": cluster.ns},
                  "source": {"repoURL": "https://git.example/apps.git", "path": "shop"},
                  "syncPolicy": {"automated": automated}}}, cluster.ns)
     managed_deployment(cluster, annotations={"argocd.argoproj.io/tracking-id":

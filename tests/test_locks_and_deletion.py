@@ -95,7 +95,8 @@ def _delete_and_wait_gone(cluster, name):
 
 def test_delete_in_initialize_and_restore(cluster, controller):
     sc.setup(cluster, result="Hang")
-    sc.create_restore(cluster, "first", partialData="ScaleBack")  # the default holds after partial data: test_partial_data.py
+    # (the default holds after partial data: test_partial_data.py)
+    sc.create_restore(cluster, "first", partialData="ScaleBack")
     time.sleep(1.1)
     sc.create_restore(cluster, "second")
     controller(restore_timeout=600)

@@ -18,8 +18,7 @@ from controller.settings import Settings
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
 from tests import scenario as sc
-from tests.helpers import (ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS, Cluster, SyncKube, identity_kubeconfig,
-                           wait_for)
+from tests.helpers import ROLE_BINDINGS, ROLES, SERVICE_ACCOUNTS, Cluster, SyncKube, identity_kubeconfig, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "pvc-restore"

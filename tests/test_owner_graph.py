@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kubectl_pvc_restore import owners as og
 
@@ -30,7 +31,8 @@ STS = ("apps/v1", "StatefulSet", "db")
 def test_deployment_statefulset_and_rc():
     objects = {RS: obj("ReplicaSet", "web-1", DEP), DEP: obj("Deployment", "web"), STS: obj("StatefulSet", "db"),
                ("v1", "ReplicationController", "old"): obj("ReplicationController", "old", api="v1")}
-    pods = [pod("web-1-a", RS), pod("web-1-b", RS), pod("db-0", STS), pod("old-x", ("v1", "ReplicationController", "old"))]
+    pods = [pod("web-1-a", RS), pod("web-1-b", RS), pod("db-0", STS),
+            pod("old-x", ("v1", "ReplicationController", "old"))]
     graph = og.walk(pods, objects)
     assert graph.problems == []
     assert graph.tops == {DEP: ["web-1-a", "web-1-b"], STS: ["db-0"], ("v1", "ReplicationController", "old"): ["old-x"]}

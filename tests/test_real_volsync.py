@@ -19,6 +19,7 @@ from kubectl_pvc_restore import locks, model
 from tests import scenario as sc
 from tests.real_scenario import NOW, PASSWORD, PVC, V1, V2, V3, digest, wait_new_finished
 
+
 def test_annotation_restores_latest_previous_and_as_of_on_real_bytes(data, real_controller):
     data.setup()
     data.write(V1)

@@ -21,7 +21,8 @@ def test_missing_pvc(cluster, controller):
     cluster.kube.create(k.PVC_RESTORES, model.manifest("r1", cluster.ns, model.Spec(pvc="nope")), cluster.ns)
     restore = sc.wait_finished(cluster, "r1")
     assert restore["status"]["error"] == f"PersistentVolumeClaim nope not found in namespace {cluster.ns}"
-    assert cluster.kube.list(k.CONFIGMAPS, cluster.ns, label_selector="pvc-restore.homelab-helper.benfiola.com/lock") == []
+    assert cluster.kube.list(k.CONFIGMAPS, cluster.ns,
+                             label_selector="pvc-restore.homelab-helper.benfiola.com/lock") == []
 
 
 def test_rclone_source_restores_latest(cluster, controller):
@@ -115,7 +116,8 @@ def test_refused_before_anything_is_touched(cluster, controller, arrange, expect
 def test_failure_after_the_mover_started(cluster, controller, result, settings, prefix, detail):
     sc.setup(cluster, result=result)
     controller(**settings)
-    sc.create_restore(cluster, partialData="ScaleBack")  # the default keeps workloads stopped: tests/test_partial_data.py
+    # (the default keeps workloads stopped: tests/test_partial_data.py)
+    sc.create_restore(cluster, partialData="ScaleBack")
     restore = sc.wait_finished(cluster, "r1")
     assert restore["status"]["error"].startswith(prefix) and detail in restore["status"]["error"]
     sc.assert_cleaned_up(cluster)

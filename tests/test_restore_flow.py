@@ -91,7 +91,7 @@ def test_invalid_annotations_are_refused_removed_and_reported(cluster, controlle
     seen = 0
     for value in BAD_VALUES + ["abc"]:
         sc.annotate(cluster, value)
-        got = wait_for(lambda: (lambda w: w if len(w) == seen + 1 else None)(warnings()),
+        got = wait_for(lambda seen=seen: (lambda w: w if len(w) == seen + 1 else None)(warnings()),
                        message=f"a Warning Event for {value[:20]!r}")
         seen += 1
         # Events carry second-resolution times: find this value's by its text, not by its order.
@@ -108,4 +108,5 @@ def test_invalid_annotations_are_refused_removed_and_reported(cluster, controlle
     assert sc.restores(cluster) == []
     assert cluster.replicas(k.DEPLOYMENTS, "web") == 1
     assert cluster.kube.list(k.REPLICATION_DESTINATIONS, cluster.ns) == []
-    assert cluster.kube.list(k.CONFIGMAPS, cluster.ns, label_selector="pvc-restore.homelab-helper.benfiola.com/lock") == []
+    assert cluster.kube.list(k.CONFIGMAPS, cluster.ns,
+                             label_selector="pvc-restore.homelab-helper.benfiola.com/lock") == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from kubectl_pvc_restore.model import parse_time
 from kubectl_pvc_restore.selector import MAX_PREVIOUS, Selector, SelectorError, parse_annotation, parse_as_of

@@ -15,7 +15,8 @@ from kubectl_pvc_restore import restic
 from tests.helpers import bind_role, identity_kubeconfig, wait_for
 from tests.real_scenario import PASSWORD, PVC, V1, V2, V3, digest
 
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
+              "pod-security.kubernetes.io/enforce-version": "latest"}
 
 
 def restricted(data) -> None:

@@ -26,7 +26,8 @@ def test_every_kind_is_registered_by_its_method_and_describes_itself():
 
 def test_apply_order_gitops_first_then_autoscalers_then_workloads_then_deletions():
     ordered = sorted([stop("v1", "Pod", "delete"), stop("batch/v1", "CronJob", "suspend"),
-                      stop("apps/v1", "DaemonSet", "nodeSelector"), stop("keda.sh/v1alpha1", "ScaledObject", "kedaPause"),
+                      stop("apps/v1", "DaemonSet", "nodeSelector"),
+                      stop("keda.sh/v1alpha1", "ScaledObject", "kedaPause"),
                       stop(*FLUX_KS, "suspend"), stop("argoproj.io/v1alpha1", "Application", "argoAutomated"),
                       stop("apps/v1", "StatefulSet", "pvcRetention")], key=stops.priority)
     ranks = [stops.priority(s) for s in ordered]

@@ -170,7 +170,8 @@ def sleep_until(moment: float) -> None:
 @pytest.mark.timeout(1500)
 @pytest.mark.skipif(os.environ.get("PVC_RESTORE_SLOW_TESTS") != "1",
                     reason="waits for a real token expiry (the API server's minimum is 10 minutes, ~11.5 min in all); "
-                           "the revocation tests below prove the same re-read in seconds. PVC_RESTORE_SLOW_TESTS=1 runs it")
+                           "the revocation tests below prove the same re-read in seconds. "
+                           "PVC_RESTORE_SLOW_TESTS=1 runs it")
 def test_controller_survives_the_expiry_of_its_token(short_tokens, tcluster, admin_account, tmp_path):
     cp, kube = short_tokens
     ns = tcluster.ns

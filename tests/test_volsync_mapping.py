@@ -6,7 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kubectl_pvc_restore import locks, volsync
 from kubectl_pvc_restore.selector import Selector
@@ -57,7 +58,8 @@ def test_rclone_latest_only():
     assert volsync.check_restorable(source, Selector()) == "rclone"
     with pytest.raises(volsync.VolsyncError, match="keeps only the latest"):
         volsync.check_restorable(source, Selector(previous=1))
-    rd = volsync.destination_manifest(source, restore_name="r", namespace="n", pvc="d", selector=Selector(), trigger="t")
+    rd = volsync.destination_manifest(source, restore_name="r", namespace="n", pvc="d", selector=Selector(),
+                                      trigger="t")
     assert rd["spec"]["rclone"] == {"rcloneConfig": "c", "rcloneDestPath": "b/p", "rcloneConfigSection": "r",
                                     "copyMethod": "Direct", "destinationPVC": "d"}
 
@@ -71,8 +73,10 @@ def test_outcome():
     ok = volsync.outcome(status("t", "Successful", "Selected restic snapshot with id: abc123\n=== Done ==="), "t")
     assert ok.done and ok.error is None and ok.snapshot == "abc123"
     failed = volsync.outcome(status("t", "Failed", "\n".join(f"line {i}" for i in range(30))), "t")
-    assert failed.error.startswith("the volsync mover failed") and "line 29" in failed.error and "line 5\n" not in failed.error
-    none = volsync.outcome(status("t", "Successful", "No eligible snapshots found\n=== No data will be restored ==="), "t")
+    assert failed.error.startswith("the volsync mover failed") and "line 29" in failed.error
+    assert "line 5\n" not in failed.error
+    none = volsync.outcome(status("t", "Successful",
+                                  "No eligible snapshots found\n=== No data will be restored ==="), "t")
     assert none.done and "no snapshot matched" in none.error
 
 
@@ -104,7 +108,7 @@ def test_simulator_selection_matches_restic_rule(times, previous, as_of):
     snaps = [{"id": f"s{i}", "time": t.replace(tzinfo=dt.timezone.utc).isoformat()} for i, t in enumerate(times)]
     as_of_text = as_of.replace(tzinfo=dt.timezone.utc).isoformat() if as_of else None
     chosen = volsync.select_restic_snapshot(snaps, previous=previous, restore_as_of=as_of_text)
-    secs = {s["id"]: t.replace(microsecond=0) for s, t in zip(snaps, times)}
+    secs = {s["id"]: t.replace(microsecond=0) for s, t in zip(snaps, times, strict=True)}
     eligible = sorted((s for s in snaps if as_of is None or secs[s["id"]] <= as_of.replace(microsecond=0)),
                       key=lambda s: secs[s["id"]], reverse=True)
     if previous < len(eligible):
@@ -113,16 +117,18 @@ def test_simulator_selection_matches_restic_rule(times, previous, as_of):
         assert chosen is None
 
 
-# What volsync v0.14.0 really keeps in latestMoverStatus.logs after a restic restore (seen in tests/test_real_volsync.py):
+# What volsync v0.14.0 really keeps in latestMoverStatus.logs after a restic restore (seen in
+# tests/test_real_volsync.py):
 # its log filter drops entry.sh's "Selected restic snapshot with id:" line.
-REAL_FILTERED_LOG = ("RESTORE_OPTIONS: --delete\nrestoring snapshot 1833616d of [/data] at 2026-11-26 06:13:36.879202509 "
-                     "+0000 UTC by root@volsync to .\nRestic completed in 4s")
+REAL_FILTERED_LOG = ("RESTORE_OPTIONS: --delete\nrestoring snapshot 1833616d of [/data] at "
+                     "2026-11-26 06:13:36.879202509 +0000 UTC by root@volsync to .\nRestic completed in 4s")
 
 
 def test_restored_snapshot_from_the_lines_volsync_keeps():
     ok = volsync.outcome(status("t", "Successful", REAL_FILTERED_LOG), "t")
     assert ok.done and ok.error is None and ok.snapshot == "1833616d"
-    assert volsync.restored_snapshot("restoring <Snapshot abcdef12 of [/data] at 2024 by root@volsync> to .") == "abcdef12"
+    line = "restoring <Snapshot abcdef12 of [/data] at 2024 by root@volsync> to ."
+    assert volsync.restored_snapshot(line) == "abcdef12"
     assert volsync.restored_snapshot("=== Starting restore ===\n") is None
 
 
@@ -151,7 +157,8 @@ def test_mover_job_names_follow_volsyncs_shortening():
         "volsync-dst-pvc-restore-data-1795673814", "volsync-rclone-dst-pvc-restore-data-1795673814"}
     long = "pvc-restore-" + "x" * 60
     names = volsync.mover_job_names("src", long)
-    assert all(len(n) <= 63 for n in names) and "volsync-src-" + format(__import__("zlib").crc32(long.encode()), "08x") in names
+    assert all(len(n) <= 63 for n in names)
+    assert "volsync-src-" + format(__import__("zlib").crc32(long.encode()), "08x") in names
 
 
 def pod(job, phase="Running", exit_code=None, created="2026-01-01T00:00:00Z"):
