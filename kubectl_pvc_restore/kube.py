@@ -360,6 +360,11 @@ class Kube:
         #: kr8s's temporary copies of the certificates and keys in use (None: not looked at yet); a rotation removes
         #: those it replaced.
         self._data_copies: set[str] | None = None
+        #: The client certificate and key the session was made with, as bytes: a kubeconfig that names its files may
+        #: have them rewritten in place, and comparing the files with themselves would never notice.
+        auth = getattr(api, "auth", None)
+        self._cert_bytes = (_file_bytes(getattr(auth, "client_cert_file", None)),
+                            _file_bytes(getattr(auth, "client_key_file", None)))
         #: HTTP clients replaced (a new session, a new watch client), closed once their requests must have ended.
         self._retired_sessions: set[Any] = set()
         #: The longest a watch sent so far may last (its read timeout): a retired watch client waits that long.
@@ -452,8 +457,9 @@ class Kube:
     ) -> Any:
         """The decoded JSON response (``text=True``: the body as text; ``raw=True``: as bytes). Reads are sent again
         after a transient error (5xx, a broken connection), writes only when ``resend_safe``: a JSON merge patch
-        (applied twice, it gives what it gave once) or a PUT that carries ``metadata.resourceVersion`` (a second copy
-        of one already applied is refused with 409 Conflict). Creations, deletions and JSON patches are not."""
+        (applied twice, it gives what it gave once, unless someone changed the same fields in between: the copy writes
+        over that, as the caller's next attempt would) or a PUT that carries ``metadata.resourceVersion`` (a second
+        copy of one already applied is refused with 409 Conflict). Creations, deletions and JSON patches are not."""
 
         headers = {"Content-Type": content_type}
         if accept:
@@ -569,29 +575,33 @@ class Kube:
             await asyncio.wait_for(fresh.reauthenticate(), self._timeout())
             token = _token_from_file(fresh) or fresh.token
             certs = (_file_bytes(fresh.client_cert_file), _file_bytes(fresh.client_key_file))
-            certs_changed = any(certs) and certs != (_file_bytes(auth.client_cert_file),
-                                                     _file_bytes(auth.client_key_file))
+            certs_changed = any(certs) and certs != self._cert_bytes
             token_changed = bool(token) and token != auth.token
             if not (token_changed or certs_changed):
                 return False
-            if token_changed:
-                auth.token = token
             if certs_changed:
                 if self._data_copies is None:
                     self._data_copies = _data_copies(auth)
-                before = auth.client_cert_file, auth.client_key_file
+                before = auth.client_cert_file, auth.client_key_file, auth.token
                 auth.client_cert_file, auth.client_key_file = fresh.client_cert_file, fresh.client_key_file
+                if token_changed:
+                    auth.token = token
                 try:
                     await self._replace_session()
-                except BaseException:
-                    auth.client_cert_file, auth.client_key_file = before
+                except BaseException:  # all of it stays as it was: what the session in use sends
+                    auth.client_cert_file, auth.client_key_file, auth.token = before
                     raise
                 # The old certificate and key are in no session any more (a session loads them once, when made):
                 # kr8s's copies of them go, the new ones are remembered for the next rotation.
-                replaced = {path for path in before if path in self._data_copies}
-                self._data_copies = (self._data_copies - replaced) | _data_copies(fresh)
+                self._cert_bytes = certs
+                replaced = {path for path in before[:2] if path in self._data_copies} - {
+                    fresh.client_cert_file, fresh.client_key_file}  # (the same files, rewritten in place)
+                taken = _data_copies(fresh).intersection((fresh.client_cert_file, fresh.client_key_file))
+                self._data_copies = (self._data_copies - replaced) | taken
                 _unlink(replaced)
-            elif api._session is not None:
+                return True
+            auth.token = token
+            if api._session is not None:
                 api._session.headers["Authorization"] = f"Bearer {token}"
             return True
         finally:
@@ -602,19 +612,25 @@ class Kube:
         return float(getattr(timeout, "read", None) or DEFAULT_TIMEOUT)
 
     async def _replace_session(self) -> None:
-        """A new kr8s session (new TLS client certificate). The old one is closed only once requests in flight on it
-        must have ended (they are bounded by the timeout); kr8s's own ``_create_session`` would close it at once."""
-        old = self.api._session
-        self.api._session = None  # (kr8s's _create_session would close a session it finds)
-        try:
-            await self.api._create_session()
-        except BaseException:
-            self.api._session = old  # e.g. a certificate that does not match its key: keep the one that worked
-            raise
-        if self.user_agent:
-            self.api._session.headers["User-Agent"] = self.user_agent
-        if old is not None:
-            self._retire(old)
+        """A new session (a new TLS client certificate), made as kr8s's ``_create_session`` makes one, with the
+        headers of the one in use, and put in its place in one step: a request started meanwhile goes out on the old
+        one, never on none (kr8s's own leaves none while it loads the certificate, so a concurrent request would make a
+        session of its own, and it closes the old one at once). The old one is closed once requests in flight on it
+        must have ended (they are bounded by the timeout)."""
+        import httpx
+
+        api, auth = self.api, self.api.auth
+        old = api._session
+        if old is None:
+            await api._create_session()
+            return
+        headers = {key: value for key, value in old.headers.items() if key.lower() != "authorization"}
+        if auth.token:
+            headers["Authorization"] = f"Bearer {auth.token}"
+        new = httpx.AsyncClient(base_url=auth.server, headers=headers, verify=await auth.ssl_context(),
+                                timeout=old.timeout, follow_redirects=True, proxy=getattr(auth, "proxy", None))
+        api._session = new
+        self._retire(old)
 
     async def version(self) -> dict[str, Any]:
         """The API server's /version, through ``request`` (kr8s's own ``version`` raises its and httpx's exceptions,
@@ -823,10 +839,13 @@ class Kube:
         import httpx
 
         if self._watch_session is None or self._watch_session_for is not session:
+            verify = await self.api.auth.ssl_context()
+            if self._watch_session is not None and self._watch_session_for is session:
+                return self._watch_session  # another watch made it while this one waited
             old = self._watch_session
             self._watch_session = httpx.AsyncClient(
-                base_url=str(session.base_url), verify=await self.api.auth.ssl_context(), timeout=session.timeout,
-                follow_redirects=True, proxy=getattr(self.api.auth, "proxy", None),
+                base_url=str(session.base_url), verify=verify, timeout=session.timeout, follow_redirects=True,
+                proxy=getattr(self.api.auth, "proxy", None),
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=20))
             self._watch_session_for = session
             if old is not None:

@@ -47,23 +47,47 @@ def test_an_answer_that_is_not_json_is_a_kube_error(content):
     assert "is not JSON" in str(error) and "text/html" in str(error) and "https://test" in str(error)
 
 
-def test_a_session_that_cannot_be_made_keeps_the_one_that_worked():
+@pytest.mark.parametrize("usable", [True, False])
+def test_a_session_is_replaced_in_one_step(usable):
+    """While the new session loads its certificate (an await: another task may run), requests go out on the session
+    in use, never on none; a certificate that cannot be used leaves that session in place, and a usable one takes
+    over with the same headers (the User-Agent the API server's audit log shows)."""
     api = Api(b"{}", "application/json")
     working = api._session
-
-    async def create_session() -> None:
-        raise ssl.SSLError("KEY_VALUES_MISMATCH")
-
-    api._create_session = create_session  # type: ignore[attr-defined]
+    working.headers["User-Agent"] = "kubectl-pvc_restore/test"
+    seen: list[Any] = []
     kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
 
+    async def ssl_context() -> Any:
+        await asyncio.sleep(0.01)  # a request runs meanwhile
+        if not usable:
+            raise ssl.SSLError("KEY_VALUES_MISMATCH")
+        return True
+
+    api.auth.ssl_context = ssl_context
+    api.auth.token = "new-token"
+
+    async def meanwhile() -> None:
+        seen.append(api._session)
+        await kube.get(k.CONFIGMAPS, "c", "apps")
+
     async def main() -> None:
-        with pytest.raises(ssl.SSLError):
+        other = asyncio.create_task(meanwhile())
+        if usable:
             await kube._replace_session()
-        assert api._session is working
-        assert await kube.get(k.CONFIGMAPS, "c", "apps") == {}  # requests still go out on it
+        else:
+            with pytest.raises(ssl.SSLError):
+                await kube._replace_session()
+        await other
+        await kube.close()
 
     asyncio.run(main())
+    assert seen == [working]
+    if usable:
+        assert api._session is not working and api._session.headers["User-Agent"] == "kubectl-pvc_restore/test"
+        assert api._session.headers["Authorization"] == "Bearer new-token"
+    else:
+        assert api._session is working
 
 
 @pytest.mark.parametrize("renewed", [True, False])
@@ -155,23 +179,34 @@ def _certificate(name: str) -> tuple[str, str]:
             base64.b64encode(key_pem).decode())
 
 
-def test_a_rotated_client_certificate_leaves_no_copy_of_the_old_key(tmp_path):
-    """kr8s writes a kubeconfig's certificate and key to temporary files. After a 401 the credentials are loaded
-    again; a new certificate gets a new session, and the copies of the old certificate and key are removed (a private
-    key must not pile up in /tmp at each rotation); only the new ones remain, and they are in use."""
+@pytest.mark.parametrize("where", ["data", "files"])
+def test_a_rotated_client_certificate_is_taken_and_leaves_no_copy_of_the_old_key(tmp_path, where):
+    """After a 401 the credentials are loaded again; a new client certificate gets a new session. ``data``: kr8s wrote
+    the kubeconfig's certificate and key to temporary files, and the copies of the old ones are removed (a private key
+    must not pile up in /tmp at each rotation); only the new ones remain, in use. ``files``: the kubeconfig names its
+    files, rewritten in place (as cert-manager's csi driver or a sidecar does): the change is noticed although the
+    paths are the same, and the files are left alone."""
+    import base64
     import os
 
     import kr8s.asyncio
     import yaml
 
     config = tmp_path / "kubeconfig"
+    cert_file, key_file = tmp_path / "client.crt", tmp_path / "client.key"
 
     def write(name: str) -> None:
         cert, key = _certificate(name)
+        if where == "data":
+            user = {"client-certificate-data": cert, "client-key-data": key}
+        else:
+            cert_file.write_bytes(base64.b64decode(cert))
+            key_file.write_bytes(base64.b64decode(key))
+            user = {"client-certificate": str(cert_file), "client-key": str(key_file)}
         config.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "c",
             "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-            "users": [{"name": "u", "user": {"client-certificate-data": cert, "client-key-data": key}}],
+            "users": [{"name": "u", "user": user}],
             "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
 
     async def main() -> None:
@@ -187,15 +222,21 @@ def test_a_rotated_client_certificate_leaves_no_copy_of_the_old_key(tmp_path):
         write("second")
         assert await kube._reload_credentials()
         second = (api.auth.client_cert_file, api.auth.client_key_file)
-        assert api._session is not first_session and set(second).isdisjoint(first)
-        assert not any(os.path.exists(path) for path in first)
+        assert api._session is not first_session
+        if where == "data":
+            assert set(second).isdisjoint(first)
+            assert not any(os.path.exists(path) for path in first)
+        else:
+            assert second == first == (str(cert_file), str(key_file))
         assert all(os.path.exists(path) for path in second)
 
-        assert not await kube._reload_credentials()  # nothing changed: the copies in use stay
-        assert (api.auth.client_cert_file, api.auth.client_key_file) == second
+        taken = api._session
+        assert not await kube._reload_credentials()  # nothing changed: the session and the files in use stay
+        assert api._session is taken and (api.auth.client_cert_file, api.auth.client_key_file) == second
         assert all(os.path.exists(path) for path in second)
         await kube.close()
-        _unlink_all(second)
+        if where == "data":
+            _unlink_all(second)
 
     asyncio.run(main())
 
@@ -232,4 +273,4 @@ def test_a_retired_watch_client_outlives_the_watches_it_carries():
         await kube.close()
 
     asyncio.run(main())
-    assert delays and delays[-1] >= 120 + kube._timeout()
+    assert delays and max(delays) >= 120 + kube._timeout()

@@ -25,11 +25,13 @@ class Api:
     def __init__(self, codes: list[int]) -> None:
         self.codes = codes
         self.sent: list[str] = []
+        self.paths: list[str] = []
         self.auth = type("Auth", (), {"server": "https://test"})()
 
     @contextlib.asynccontextmanager
-    async def call_api(self, method: str, *, base: str, url: str, **kwargs: Any):
+    async def call_api(self, method: str, *, base: str, url: str, version: str, **kwargs: Any):
         self.sent.append(method)
+        self.paths.append("/".join([base, *([version] if version else []), url]))  # as kr8s joins them
         code = self.codes.pop(0)
         body = b'{"kind": "Status", "code": %d, "message": "injected"}' % code if code >= 400 else b"{}"
         yield httpx.Response(code, content=body, request=httpx.Request(method, "https://test"))
@@ -88,3 +90,8 @@ def test_a_put_applied_before_its_error_is_refused_when_sent_again(monkeypatch):
     Conflict (it reads again on the next attempt), never of a second write."""
     api, result = send(monkeypatch, "PUT with resourceVersion", [500, 409])
     assert api.sent == ["PUT", "PUT"] and isinstance(result, k.Conflict)
+
+
+def test_the_version_is_asked_where_kr8s_asks_for_it(monkeypatch):
+    api, result = send(monkeypatch, "GET /version", [200])
+    assert api.paths == ["/version/"] and result == {}
