@@ -357,9 +357,6 @@ class Kube:
         self._auth_lock = asyncio.Lock()
         self._auth_generation = 0
         self._auth_unchanged_at = float("-inf")
-        #: kr8s's temporary copies of the certificates and keys in use (None: not looked at yet); a rotation removes
-        #: those it replaced.
-        self._data_copies: set[str] | None = None
         #: The client certificate and key the session was made with, as bytes: a kubeconfig that names its files may
         #: have them rewritten in place, and comparing the files with themselves would never notice.
         auth = getattr(api, "auth", None)
@@ -580,8 +577,7 @@ class Kube:
             if not (token_changed or certs_changed):
                 return False
             if certs_changed:
-                if self._data_copies is None:
-                    self._data_copies = _data_copies(auth)
+                copies = _data_copies(auth)  # kr8s's temporary copies among the files in use
                 before = auth.client_cert_file, auth.client_key_file, auth.token
                 auth.client_cert_file, auth.client_key_file = fresh.client_cert_file, fresh.client_key_file
                 if token_changed:
@@ -592,13 +588,12 @@ class Kube:
                     auth.client_cert_file, auth.client_key_file, auth.token = before
                     raise
                 # The old certificate and key are in no session any more (a session loads them once, when made):
-                # kr8s's copies of them go, the new ones are remembered for the next rotation.
+                # kr8s's copies of them go. The live credentials now come from what was loaded again (its user
+                # section says which of their files are copies, at the next rotation).
                 self._cert_bytes = certs
-                replaced = {path for path in before[:2] if path in self._data_copies} - {
-                    fresh.client_cert_file, fresh.client_key_file}  # (the same files, rewritten in place)
-                taken = _data_copies(fresh).intersection((fresh.client_cert_file, fresh.client_key_file))
-                self._data_copies = (self._data_copies - replaced) | taken
-                _unlink(replaced)
+                auth._user = fresh._user
+                _unlink({path for path in before[:2] if path in copies}
+                        - {fresh.client_cert_file, fresh.client_key_file})  # (the same files, rewritten in place)
                 return True
             auth.token = token
             if api._session is not None:

@@ -94,12 +94,8 @@ def test_a_session_is_replaced_in_one_step(usable):
 def test_a_watch_refused_for_its_credentials_loads_them_again(renewed):
     """A 401 to a watch (an expired token) reloads the credentials as a request's 401 does; the watch then ends with
     a KubeError (the caller follows again with them), or, when nothing changed, with the refusal itself."""
-    session = httpx.AsyncClient(base_url="https://test")
-    api = type("Api", (), {"_session": session, "auth": type("Auth", (), {"server": "https://test"})()})()
-    kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
-    kube._watch_session = httpx.AsyncClient(base_url="https://test", transport=httpx.MockTransport(
-        lambda request: httpx.Response(401, json={"kind": "Status", "code": 401, "message": "Unauthorized"})))
-    kube._watch_session_for = session
+    kube = _watch_kube(answer=lambda: httpx.Response(401, json={"kind": "Status", "code": 401,
+                                                              "message": "Unauthorized"}))
     reloads: list[int] = []
 
     async def reload() -> bool:
@@ -127,15 +123,14 @@ def run_watch(kube: k.Kube) -> tuple[list[str], BaseException | None]:
     return asyncio.run(main())
 
 
-def _watch_kube(lines: list[bytes]) -> k.Kube:
-    """A Kube whose watch client answers every watch with ``lines``."""
-    import httpx
-
+def _watch_kube(lines: list[bytes] | None = None, *, answer: Any = None) -> k.Kube:
+    """A Kube whose watch client answers every watch with ``lines`` (200), or with what ``answer()`` makes."""
     session = httpx.AsyncClient(base_url="https://test")
     api = type("Api", (), {"_session": session, "auth": type("Auth", (), {"server": "https://test"})()})()
     kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
+    answer = answer or (lambda: httpx.Response(200, content=b"\n".join(lines or [])))
     kube._watch_session = httpx.AsyncClient(base_url="https://test", transport=httpx.MockTransport(
-        lambda request: httpx.Response(200, content=b"\n".join(lines))))
+        lambda request: answer()))
     kube._watch_session_for = session
     return kube
 
@@ -234,9 +229,15 @@ def test_a_rotated_client_certificate_is_taken_and_leaves_no_copy_of_the_old_key
         assert not await kube._reload_credentials()  # nothing changed: the session and the files in use stay
         assert api._session is taken and (api.auth.client_cert_file, api.auth.client_key_file) == second
         assert all(os.path.exists(path) for path in second)
+        write("third")  # and again: the copies of the second go too
+        assert await kube._reload_credentials()
+        third = (api.auth.client_cert_file, api.auth.client_key_file)
+        assert api._session is not taken and all(os.path.exists(path) for path in third)
+        if where == "data":
+            assert not any(os.path.exists(path) for path in second)
         await kube.close()
         if where == "data":
-            _unlink_all(second)
+            _unlink_all(third)
 
     asyncio.run(main())
 
