@@ -243,8 +243,9 @@ def test_the_controller_says_at_start_up_which_kubernetes_it_runs_on(kube, contr
     version = kube.version()["gitVersion"]
     proc = controller_process()
     wanted = f"Kubernetes {version} is supported (Kubernetes 1.34 to 1.36)"
-    wait_for(lambda: wanted in Path(proc.log_path).read_text() or proc.poll() is not None, timeout=60,
-             message="the controller's start-up log")
+    # Both lines: the first is written a moment before the second, and reading in between would race the process.
+    wait_for(lambda: (wanted in (text := Path(proc.log_path).read_text()) and "started: polling" in text)
+             or proc.poll() is not None, timeout=60, message="the controller's start-up log")
     log = Path(proc.log_path).read_text()
     assert wanted in log, log
     assert log.index(wanted) < log.index("started: polling"), log
