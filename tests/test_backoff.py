@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-import httpx
 import pytest
 
 from controller import phases
@@ -17,24 +16,9 @@ from controller.loop import Controller
 from controller.settings import Settings
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
+from tests.fake_api import FakeApi, codes_by_method
 
 NS = "ns"
-
-
-class Api:
-    """kr8s's ``call_api`` answering from ``answers``: method -> status codes, used in turn."""
-
-    def __init__(self, answers: dict[str, list[int]]) -> None:
-        self.answers = answers
-        self.sent: list[tuple[str, str]] = []
-        self.auth = type("Auth", (), {"server": "https://test"})()
-
-    @contextlib.asynccontextmanager
-    async def call_api(self, method: str, *, base: str, url: str, **kwargs: Any):
-        self.sent.append((method, f"{base}/{url}"))
-        code = self.answers[method].pop(0)
-        body = b'{"kind": "Status", "code": %d, "message": "injected"}' % code if code >= 400 else b"{}"
-        yield httpx.Response(code, content=body, request=httpx.Request(method, "https://test"))
 
 
 def restore_obj() -> dict[str, Any]:
@@ -44,8 +28,8 @@ def restore_obj() -> dict[str, Any]:
     return obj
 
 
-async def one_failed_reconcile(monkeypatch, answers: dict[str, list[int]], steps) -> tuple[Controller, Api]:
-    api = Api(answers)
+async def one_failed_reconcile(monkeypatch, answers: dict[str, list[int]], steps) -> tuple[Controller, FakeApi]:
+    api = FakeApi(codes_by_method(answers))
     kube = k.Kube(api, namespace=NS)
     controller = Controller(kube, Settings(namespace=NS, poll_interval=1.0))
 
@@ -69,15 +53,17 @@ def test_a_reconcile_that_changed_something_backs_off_afresh(monkeypatch, accept
             await run.kube.create(k.CONFIGMAPS, cm("progress"), NS)  # accepted: the cluster changed
         await run.kube.get(k.CONFIGMAPS, "next", NS)  # then a 500, three times (the request's own retries)
 
-    async def twice() -> tuple[Controller, Api]:
-        controller, api = await one_failed_reconcile(monkeypatch, {"POST": [201], "GET": [500, 500, 500]}, steps)
+    answers = {"POST": [201], "GET": [500, 500, 500]}
+
+    async def twice() -> tuple[Controller, FakeApi]:
+        controller, api = await one_failed_reconcile(monkeypatch, answers, steps)
         assert controller.backoff["uid-1"][0] == 1  # the first failure waits one poll interval
-        api.answers.update(POST=[201], GET=[500, 500, 500])
+        answers.update(POST=[201], GET=[500, 500, 500])
         assert await controller._reconcile_once(restore_obj(), []) is None
         return controller, api
 
     controller, api = asyncio.run(twice())
-    assert [m for m, _ in api.sent] == (["POST"] * accepted + ["GET"] * 3) * 2
+    assert api.methods == (["POST"] * accepted + ["GET"] * 3) * 2
     # The second failure: after progress, one interval again; after none, twice as long.
     assert controller.backoff["uid-1"][0] == (1 if accepted else 2), controller.backoff
 
@@ -91,9 +77,9 @@ def test_refused_writes_events_and_updates_sent_every_time_are_not_progress(monk
             await run.kube.create(k.CONFIGMAPS, cm("refused"), NS)  # a 409: nothing changed
         await run.kube.get(k.CONFIGMAPS, "next", NS)
 
-    controller, api = asyncio.run(one_failed_reconcile(
-        monkeypatch, {"POST": [201, 409], "PATCH": [200], "GET": [500, 500, 500]}, steps))
-    assert [m for m, _ in api.sent] == ["POST", "PATCH", "POST", "GET", "GET", "GET"]
-    api.answers.update(POST=[201, 409], PATCH=[200], GET=[500, 500, 500])
+    answers = {"POST": [201, 409], "PATCH": [200], "GET": [500, 500, 500]}
+    controller, api = asyncio.run(one_failed_reconcile(monkeypatch, answers, steps))
+    assert api.methods == ["POST", "PATCH", "POST", "GET", "GET", "GET"]
+    answers.update(POST=[201, 409], PATCH=[200], GET=[500, 500, 500])
     assert asyncio.run(controller._reconcile_once(restore_obj(), [])) is None
     assert controller.backoff["uid-1"][0] == 2, controller.backoff

@@ -7,7 +7,6 @@ worked is kept)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
 from typing import Any
 
@@ -15,20 +14,12 @@ import httpx
 import pytest
 
 from kubectl_pvc_restore import kube as k
+from tests.fake_api import FakeApi, response
 
 
-class Api:
-    """kr8s's ``call_api`` answering 200 with ``content``."""
-
-    def __init__(self, content: bytes, content_type: str) -> None:
-        self.content, self.content_type = content, content_type
-        self.auth = type("Auth", (), {"server": "https://test"})()
-        self._session: Any = httpx.AsyncClient(base_url="https://test")
-
-    @contextlib.asynccontextmanager
-    async def call_api(self, method: str, *, base: str, url: str, **kwargs: Any):
-        yield httpx.Response(200, content=self.content, headers={"content-type": self.content_type},
-                             request=httpx.Request(method, "https://test"))
+def Api(content: bytes, content_type: str) -> FakeApi:  # noqa: N802 - stands in for kr8s's class
+    """kr8s's ``Api`` answering every request 200 with ``content``."""
+    return FakeApi(lambda method, path: response(method, 200, content, content_type), session=True)
 
 
 @pytest.mark.parametrize("content", [b"<html><body>Sign in</body></html>", b"{truncated"])

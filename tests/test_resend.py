@@ -8,33 +8,14 @@ every status save and scale that failed at once cost a failed reconcile and a do
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
-import httpx
 import pytest
 
 from kubectl_pvc_restore import kube as k
+from tests.fake_api import FakeApi, codes_in_turn
 
 NS = "ns"
-
-
-class Api:
-    """kr8s's ``call_api`` answering each request with the next status code of ``codes``."""
-
-    def __init__(self, codes: list[int]) -> None:
-        self.codes = codes
-        self.sent: list[str] = []
-        self.paths: list[str] = []
-        self.auth = type("Auth", (), {"server": "https://test"})()
-
-    @contextlib.asynccontextmanager
-    async def call_api(self, method: str, *, base: str, url: str, version: str, **kwargs: Any):
-        self.sent.append(method)
-        self.paths.append("/".join([base, *([version] if version else []), url]))  # as kr8s joins them
-        code = self.codes.pop(0)
-        body = b'{"kind": "Status", "code": %d, "message": "injected"}' % code if code >= 400 else b"{}"
-        yield httpx.Response(code, content=body, request=httpx.Request(method, "https://test"))
 
 
 def cm(**meta: Any) -> dict[str, Any]:
@@ -56,9 +37,9 @@ CALLS = {
 RESENT = {"GET", "GET /version", "merge PATCH", "scale", "PUT with resourceVersion"}
 
 
-def send(monkeypatch, call: str, codes: list[int]) -> tuple[Api, Any]:
+def send(monkeypatch, call: str, codes: list[int]) -> tuple[FakeApi, Any]:
     monkeypatch.setattr(k, "TRANSIENT_DELAY", 0.001)
-    api = Api(codes)
+    api = FakeApi(codes_in_turn(codes))
     kube = k.Kube(api, namespace=NS)
 
     async def go() -> Any:
@@ -89,9 +70,9 @@ def test_a_put_applied_before_its_error_is_refused_when_sent_again(monkeypatch):
     """The 500 came after the write was applied: the copy meets the new resourceVersion, and the caller hears of a
     Conflict (it reads again on the next attempt), never of a second write."""
     api, result = send(monkeypatch, "PUT with resourceVersion", [500, 409])
-    assert api.sent == ["PUT", "PUT"] and isinstance(result, k.Conflict)
+    assert api.methods == ["PUT", "PUT"] and isinstance(result, k.Conflict)
 
 
 def test_the_version_is_asked_where_kr8s_asks_for_it(monkeypatch):
     api, result = send(monkeypatch, "GET /version", [200])
-    assert api.paths == ["/version/"] and result == {}
+    assert [path for _, path in api.sent] == ["/version/"] and result == {}
