@@ -367,6 +367,8 @@ class Kube:
         #: The longest a watch sent so far may last (its read timeout): a retired watch client waits that long.
         self._watch_span = 0.0
         self._closing: set[asyncio.Task] = set()
+        #: The timers that will close retired clients (``close`` closes them at once and cancels these).
+        self._retire_timers: set[asyncio.TimerHandle] = set()
         #: Sent with every request (a new session after a certificate rotation keeps it).
         self.user_agent: str | None = None
         #: ``list_shared``: the list callers now wait for (not sent yet), and the one being sent, per resource and
@@ -853,9 +855,14 @@ class Kube:
         clients = [self.api._session, self._watch_session, *self._retired_sessions]
         self._watch_session = self._watch_session_for = None
         self._retired_sessions.clear()
+        for timer in self._retire_timers:
+            timer.cancel()
+        self._retire_timers.clear()
         for client in clients:
             if client is not None and not client.is_closed:
                 await client.aclose()
+        if self._closing:  # retired clients being closed right now: done before this returns
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     def _retire(self, client: Any, after: float = 0.0) -> None:
         """Close ``client`` once the requests in flight on it must have ended (they are bounded by the timeout, or
@@ -863,13 +870,15 @@ class Kube:
         self._retired_sessions.add(client)
 
         def close() -> None:
+            self._retire_timers.discard(timer)
             if client in self._retired_sessions:
                 self._retired_sessions.discard(client)
                 task = asyncio.get_running_loop().create_task(client.aclose())
                 self._closing.add(task)  # a strong reference until it is done (the loop keeps only a weak one)
                 task.add_done_callback(self._closing.discard)
 
-        asyncio.get_running_loop().call_later(max(self._timeout(), after) + 5.0, close)
+        timer = asyncio.get_running_loop().call_later(max(self._timeout(), after) + 5.0, close)
+        self._retire_timers.add(timer)
 
     async def create(self, res: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         namespace = namespace or body.get("metadata", {}).get("namespace")

@@ -266,3 +266,29 @@ def test_a_retired_watch_client_outlives_the_watches_it_carries():
 
     asyncio.run(main())
     assert delays and max(delays) >= 120 + kube._timeout()
+
+
+def test_close_closes_retired_clients_at_once_and_leaves_no_timer():
+    """``close`` ends every connection before it returns: a retired client still waiting for its requests is closed
+    then, its timer is cancelled, and a retired client already being closed has finished closing."""
+    api = Api(b"{}", "application/json")
+    kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
+    waiting, closing = httpx.AsyncClient(base_url="https://test"), httpx.AsyncClient(base_url="https://test")
+
+    async def main() -> list[asyncio.TimerHandle]:
+        kube._retire(waiting)
+        kube._retire(closing)
+        timers = list(kube._retire_timers)
+        assert len(timers) == 2 and not waiting.is_closed
+        # One timer fires now: its client starts closing in a task of its own.
+        kube._retired_sessions.discard(closing)
+        task = asyncio.get_running_loop().create_task(closing.aclose())
+        kube._closing.add(task)
+        task.add_done_callback(kube._closing.discard)
+        await kube.close()
+        assert task.done()
+        return timers
+
+    timers = asyncio.run(main())
+    assert waiting.is_closed and closing.is_closed and api._session.is_closed
+    assert all(timer.cancelled() for timer in timers) and not kube._retire_timers
