@@ -25,23 +25,30 @@ def parse_duration(text: str) -> float:
 
 #: A restore's timeout (spec.timeout) is at least this: a zero timeout would stop the workloads for nothing.
 MIN_RESTORE_TIMEOUT = 1.0
+#: ... and at most this (about 114 years): the CRD's pattern allows at most 6 digits of hours, so that no value it
+#: takes overflows the API server's durations (Go's, about 292 years).
+MAX_RESTORE_TIMEOUT_HOURS = 999999
 
 
 def restore_timeout(text: str) -> str:
-    """A per-restore timeout as the CRD's duration string (``2h``, ``90s``, plain seconds become ``<n>s``);
-    ValueError, with the message for the user, when it is not a duration of at least 1s."""
+    """A per-restore timeout as the CRD's duration string (``2h``, ``1h30m``, ``1.5s``: hours, minutes and seconds,
+    each once, in that order, as the CRD's pattern wants them; ``90m`` and plain seconds are written that way too);
+    ValueError, with the message for the user, when it is not a duration of at least 1s and at most 999999h."""
     import math
 
-    value = text.strip()
-    seconds = parse_duration(value)
+    seconds = parse_duration(text.strip())
     if not math.isfinite(seconds):
         raise ValueError(f"{text!r} is not a duration (examples: 30s, 5m, 1h30m)")
     if seconds < MIN_RESTORE_TIMEOUT:
         raise ValueError(f"{text!r}: the restore timeout must be at least {MIN_RESTORE_TIMEOUT:g}s (a zero timeout "
                          "would stop the workloads for nothing); e.g. 30m, 2h")
-    if not value[-1].isalpha():  # plain seconds, in any float spelling: the CRD wants <number><unit>
-        value = f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
-    return value
+    millis = round(seconds * 1000)
+    hours, millis = divmod(millis, 3_600_000)
+    minutes, millis = divmod(millis, 60_000)
+    if hours > MAX_RESTORE_TIMEOUT_HOURS or (hours == MAX_RESTORE_TIMEOUT_HOURS and (minutes or millis)):
+        raise ValueError(f"{text!r}: the restore timeout must be at most {MAX_RESTORE_TIMEOUT_HOURS}h")
+    return ((f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
+            + (f"{millis / 1000:.3f}".rstrip("0").rstrip(".") + "s" if millis else ""))
 
 
 def format_duration(seconds: float) -> str:
