@@ -179,6 +179,13 @@ class Bench:
             out[name] = (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
         return out
 
+    def apiserver_requests(self) -> int:
+        """Requests the API server has served so far, from all its clients (``apiserver_request_total`` on its
+        /metrics; watches count when they start)."""
+        text = self.cp.kubectl("get", "--raw", "/metrics").stdout
+        return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("apiserver_request_total{")))
+
     # -- restores -----------------------------------------------------------------------------------------------
 
     def restores(self) -> list[dict[str, Any]]:

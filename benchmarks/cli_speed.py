@@ -9,7 +9,9 @@ within 100 ms, `list -A` within 1.5x of `kubectl get pvcrestores -A`):
   against `python -c pass` (the interpreter's floor) and `kubectl --help`;
 - completion of a command name (`kubectl __complete pvc-restore st`, which runs kubectl_complete-pvc_restore, and that
   executable alone), against the same;
-- `kubectl pvc-restore list -A` against `kubectl get pvcrestores -A`, with ``--restores`` PVCRestores.
+- `kubectl pvc-restore list -A` against `kubectl get pvcrestores -A`, with ``--restores`` PVCRestores; and, as
+  yardsticks for that goal, the least a Python client needs for the same list (``python_floor.py``: the standard
+  library and PyYAML, then the same with click imported).
 
 Wall-time medians and minimums, and the median CPU time (user + system; kubectl's Go runtime may use more than one
 core), over ``--runs`` runs, run interleaved (one of each in turn) so that a burst of load on the machine
@@ -32,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devtools.controlplane import ControlPlane  # noqa: E402
 
+FLOOR = Path(__file__).resolve().parent / "python_floor.py"
 HELP_GOAL_MS = 100.0
 LIST_GOAL_RATIO = 1.5
 
@@ -75,6 +78,9 @@ def main() -> int:
             "kubectl_complete-pvc_restore st": [str(venv_bin / "kubectl_complete-pvc_restore"), "st"],
             "kubectl get pvcrestores -A": [kubectl, "get", "pvcrestores", "-A"],
             "kubectl pvc-restore list -A": [kubectl, "pvc-restore", "list", "-A"],
+            # Yardsticks (benchmarks/python_floor.py): the least a Python client needs for the same list.
+            "python floor: stdlib list": [sys.executable, str(FLOOR), str(kubeconfig)],
+            "python floor + import click": [sys.executable, str(FLOOR), str(kubeconfig), "--click"],
         }
         for cmd in cases.values():  # warm: page cache, kubectl's discovery cache, .pyc files
             time_once(cmd, env)
@@ -94,6 +100,8 @@ def main() -> int:
             "kubectl __complete pvc-restore st": ["kubectl --help", "python -c pass"],
             "kubectl_complete-pvc_restore st": ["python -c pass"],
             "kubectl pvc-restore list -A": ["kubectl get pvcrestores -A"],
+            "python floor: stdlib list": ["kubectl get pvcrestores -A"],
+            "python floor + import click": ["kubectl get pvcrestores -A"],
         }
         print(f"{args.runs} runs each, interleaved; {args.restores} PVCRestores in the cluster; "
               f"load average {os.getloadavg()[0]:.2f} (1 min) at the end, {os.cpu_count()} CPUs")
@@ -103,7 +111,7 @@ def main() -> int:
             goal = ""
             if "--help" in name and "pvc" in name or "complete" in name:
                 goal = f"; goal {HELP_GOAL_MS:.0f} ms: {med[name] / HELP_GOAL_MS:.2f}x"
-            elif name == "kubectl pvc-restore list -A":
+            elif name == "kubectl pvc-restore list -A" or name.startswith("python floor"):
                 goal = f" (goal {LIST_GOAL_RATIO:g}x)"
             print(f"{name:<36} {med[name]:6.0f}ms {low[name]:6.0f}ms {med_cpu[name]:6.0f}ms   {against}{goal}")
     finally:

@@ -155,9 +155,10 @@ def main() -> int:
             if counted:
                 b.proxy.reset()
             window = time.perf_counter()
-            cpu_before = b.cpu_seconds()
+            cpu_before, served_before = b.cpu_seconds(), b.apiserver_requests()
             wall, each, phases = b.restore(pvcs, timeout=600)
             cpu = {name: used - cpu_before.get(name, 0.0) for name, used in b.cpu_seconds().items()}
+            served = b.apiserver_requests() - served_before - 1  # not the metrics read itself
             many_counts = b.counts() if counted else {}
             window = time.perf_counter() - window
             print(f"{label}: {args.restores} restores at once: the last Finished {wall:.2f}s after the annotations "
@@ -165,12 +166,13 @@ def main() -> int:
             print_phases("time in each step, median of the restores", phases)
             print(f"  CPU seconds used meanwhile ({wall:.0f}s on {os.cpu_count()} shared cores): " + ", ".join(
                 f"{name} {used:.1f}" for name, used in sorted(cpu.items(), key=lambda kv: -kv[1])), flush=True)
+            print(f"  requests the API server served meanwhile, from all its clients: {served}", flush=True)
             b.wait_apps_running()
-            return singles, single_counts, (wall, each, cpu, many_counts, window)
+            return singles, single_counts, (wall, each, cpu, many_counts, window, served)
 
         # 1. Counted: the controller talks to the API server through the counting proxy.
         b.start_controller(proxied=True)
-        _, single_counts, (wall_counted, _, cpu_counted, many_counts, duration) = one_then_many(
+        _, single_counts, (wall_counted, _, cpu_counted, many_counts, duration, served_counted) = one_then_many(
             "through the counting proxy", counted=True)
         b.proxy.reset()
         time.sleep(duration)
@@ -180,7 +182,7 @@ def main() -> int:
         # 2. Timed: directly (the proxy is the benchmark's instrument, and it costs CPU the machine has to share).
         b.stop_controller()
         b.start_controller(proxied=False)
-        singles, _, (wall, _, cpu, _, _) = one_then_many("directly", counted=False)
+        singles, _, (wall, _, cpu, _, _, _) = one_then_many("directly", counted=False)
 
     one = median(singles)
     fewest = Counter(key for _, key, _ in FEWEST)
@@ -214,7 +216,9 @@ def main() -> int:
           "interval.")
 
     cpu_total, counted_total = sum(cpu.values()), sum(cpu_counted.values())
+    cpu_others = cpu_total - cpu.get("controller", 0.0)
     cores = os.cpu_count() or 1
+    controller_requests = sum(many_counts.values())
     print(f"\n{machine('at the end')}")
     print(f"Simulated mover time {args.mover_seconds:g}s, --poll-interval 1s, --workers 16 (default); "
           f"{args.runs} run(s) of one restore.")
@@ -228,6 +232,12 @@ def main() -> int:
          f"one restore: {one:.2f} s", f"{wall / one:.2f}x (goal <= 2x)"),
         (f"CPU seconds, all processes, during the {args.restores} restores / cores", f"{cpu_total / cores:.1f} s",
          f"one restore: {one:.2f} s", f"{cpu_total / cores / one:.2f}x"),
+        ("the same, every process but the controller's (API server, etcd, kube-controller-manager, scheduler, "
+         "kwok, mover simulator, this script)", f"{cpu_others / cores:.1f} s", f"one restore: {one:.2f} s",
+         f"{cpu_others / cores / one:.2f}x"),
+        (f"requests the API server served during the {args.restores} restores (through the proxy), all clients",
+         f"{served_counted}", f"the controller's: {controller_requests}",
+         f"{controller_requests / max(served_counted, 1):.0%} the controller's"),
         (f"{args.restores} at once, through the counting proxy", f"{wall_counted:.2f} s",
          f"one restore: {one:.2f} s", f"{wall_counted / one:.2f}x"),
         ("API requests per restore, one alone (idle polling subtracted)", f"{total_single:.0f}",
