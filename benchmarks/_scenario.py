@@ -181,7 +181,7 @@ class Bench:
 
     def apiserver_requests(self) -> int:
         """Requests the API server has served so far, from all its clients (``apiserver_request_total`` on its
-        /metrics; watches count when they start)."""
+        /metrics, which does not count the reads of /metrics itself; a watch counts when it ends)."""
         text = self.cp.kubectl("get", "--raw", "/metrics").stdout
         return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                        if line.startswith("apiserver_request_total{")))

@@ -111,7 +111,7 @@ def main() -> int:
             goal = ""
             if "--help" in name and "pvc" in name or "complete" in name:
                 goal = f"; goal {HELP_GOAL_MS:.0f} ms: {med[name] / HELP_GOAL_MS:.2f}x"
-            elif name == "kubectl pvc-restore list -A" or name.startswith("python floor"):
+            elif name == "kubectl pvc-restore list -A":
                 goal = f" (goal {LIST_GOAL_RATIO:g}x)"
             print(f"{name:<36} {med[name]:6.0f}ms {low[name]:6.0f}ms {med_cpu[name]:6.0f}ms   {against}{goal}")
     finally:

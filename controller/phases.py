@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import locks, plan, seed_controller, stops, volsync
-from kubectl_pvc_restore.durations import parse_duration
+from kubectl_pvc_restore.durations import MAX_RESTORE_TIMEOUT_HOURS, parse_duration
 from kubectl_pvc_restore.model import (
     FINALIZER,
     SCALE_BACK_ANNOTATION,
@@ -112,6 +112,9 @@ def check_spec(run: Run) -> None:
             raise Failed(f"spec.timeout {spec.timeout!r} is not a duration: {exc}") from None
         if seconds < 1:
             raise Failed(f"spec.timeout {spec.timeout!r} is less than 1s; nothing was touched")
+        if seconds > MAX_RESTORE_TIMEOUT_HOURS * 3600:
+            raise Failed(f"spec.timeout {spec.timeout!r} is more than {MAX_RESTORE_TIMEOUT_HOURS}h; nothing was "
+                         "touched")
     if spec.restore_as_of is not None:
         when = parse_time(spec.restore_as_of)
         try:

@@ -8,7 +8,7 @@ import re
 import click
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_UNITS = {"ms": "0.001", "s": "1", "m": "60", "h": "3600"}
 
 
 def parse_duration(text: str) -> float:
@@ -20,19 +20,22 @@ def parse_duration(text: str) -> float:
     parts = _PART.findall(value)
     if not value or "".join(a + b for a, b in parts) != value:
         raise ValueError(f"{text!r} is not a duration (examples: 30s, 5m, 1h30m, 2.5)")
-    return sum(float(amount) * _UNITS[unit] for amount, unit in parts)
+    from decimal import Decimal
+
+    # Added exactly, as Go adds nanoseconds: `0.022353275s977.646725ms` is 1s to the API server, and must be here.
+    return float(sum(Decimal(amount) * Decimal(_UNITS[unit]) for amount, unit in parts))
 
 
 #: A restore's timeout (spec.timeout) is at least this: a zero timeout would stop the workloads for nothing.
 MIN_RESTORE_TIMEOUT = 1.0
-#: ... and at most this (about 114 years): the CRD's pattern allows at most 6 digits of hours, so that no value it
-#: takes overflows the API server's durations (Go's, about 292 years).
+#: ... and at most this (about 114 years), as the CRD's rules say (its form allows at most 6 digits of hours and each
+#: unit once, so that no value it takes overflows the API server's durations, Go's, about 292 years).
 MAX_RESTORE_TIMEOUT_HOURS = 999999
 
 
 def restore_timeout(text: str) -> str:
     """A per-restore timeout as the CRD's duration string (``2h``, ``1h30m``, ``1.5s``: hours, minutes and seconds,
-    each once, in that order, as the CRD's pattern wants them; ``90m`` and plain seconds are written that way too);
+    each once, in that order, as the CRD's rule wants them; ``90m`` and plain seconds are written that way too);
     ValueError, with the message for the user, when it is not a duration of at least 1s and at most 999999h."""
     import math
 

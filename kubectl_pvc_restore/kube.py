@@ -369,6 +369,8 @@ class Kube:
         self._closing: set[asyncio.Task] = set()
         #: The timers that will close retired clients (``close`` closes them at once and cancels these).
         self._retire_timers: set[asyncio.TimerHandle] = set()
+        #: Set by ``close``: a client made or retired afterwards (by a request that was waiting) is closed at once.
+        self._closed = False
         #: Sent with every request (a new session after a certificate rotation keeps it).
         self.user_agent: str | None = None
         #: ``list_shared``: the list callers now wait for (not sent yet), and the one being sent, per resource and
@@ -626,6 +628,9 @@ class Kube:
             headers["Authorization"] = f"Bearer {auth.token}"
         new = httpx.AsyncClient(base_url=auth.server, headers=headers, verify=await auth.ssl_context(),
                                 timeout=old.timeout, follow_redirects=True, proxy=getattr(auth, "proxy", None))
+        if self._closed:  # closed while the certificate loaded
+            await new.aclose()
+            return
         api._session = new
         self._retire(old)
 
@@ -837,6 +842,8 @@ class Kube:
 
         if self._watch_session is None or self._watch_session_for is not session:
             verify = await self.api.auth.ssl_context()
+            if self._closed:
+                raise Unreachable(f"cannot watch {self.server}: the client was closed")
             if self._watch_session is not None and self._watch_session_for is session:
                 return self._watch_session  # another watch made it while this one waited
             old = self._watch_session
@@ -852,6 +859,7 @@ class Kube:
     async def close(self) -> None:
         """Close every HTTP client (the session, the watch client, the retired ones not closed yet): the connections
         end now, not when the process does. The Kube is not used afterwards."""
+        self._closed = True
         clients = [self.api._session, self._watch_session, *self._retired_sessions]
         self._watch_session = self._watch_session_for = None
         self._retired_sessions.clear()
@@ -861,12 +869,17 @@ class Kube:
         for client in clients:
             if client is not None and not client.is_closed:
                 await client.aclose()
-        if self._closing:  # retired clients being closed right now: done before this returns
-            await asyncio.gather(*self._closing, return_exceptions=True)
+        while self._closing:  # retired clients being closed right now: done before this returns
+            await asyncio.wait(set(self._closing))
 
     def _retire(self, client: Any, after: float = 0.0) -> None:
         """Close ``client`` once the requests in flight on it must have ended (they are bounded by the timeout, or
         by ``after`` when longer: a watch's)."""
+        if self._closed:  # nothing is sent on it any more
+            task = asyncio.get_running_loop().create_task(client.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            return
         self._retired_sessions.add(client)
 
         def close() -> None:

@@ -26,7 +26,7 @@ class FakeApi:
         return [method for method, _ in self.sent]
 
     @contextlib.asynccontextmanager
-    async def call_api(self, method: str, *, base: str, url: str, version: str = "", **kwargs: Any):
+    async def call_api(self, method: str, *, base: str, url: str, version: str = "v1", **kwargs: Any):
         path = "/".join([base, *([version] if version else []), url])
         self.sent.append((method, path))
         yield self.answer(method, path)

@@ -270,25 +270,34 @@ def test_a_retired_watch_client_outlives_the_watches_it_carries():
 
 def test_close_closes_retired_clients_at_once_and_leaves_no_timer():
     """``close`` ends every connection before it returns: a retired client still waiting for its requests is closed
-    then, its timer is cancelled, and a retired client already being closed has finished closing."""
+    then and its timer cancelled; one whose timer fired has finished closing; and one retired after ``close`` (by a
+    request that was still waiting) is closed at once."""
     api = Api(b"{}", "application/json")
     kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
-    waiting, closing = httpx.AsyncClient(base_url="https://test"), httpx.AsyncClient(base_url="https://test")
+    class SlowToClose(httpx.AsyncClient):
+        async def aclose(self) -> None:
+            await asyncio.sleep(0.1)  # its connections take a while to end
+            await super().aclose()
 
-    async def main() -> list[asyncio.TimerHandle]:
+    waiting, late = httpx.AsyncClient(base_url="https://test"), httpx.AsyncClient(base_url="https://test")
+    fired = SlowToClose(base_url="https://test")
+
+    async def main() -> asyncio.TimerHandle:
+        timeout = kube._timeout
+        kube._timeout = lambda: -10.0  # type: ignore[method-assign] # its timer fires at once
+        kube._retire(fired, after=-10.0)
+        await asyncio.sleep(0.01)  # the timer's callback runs: the client starts closing in a task of its own
+        assert fired not in kube._retired_sessions and kube._closing
+        kube._timeout = timeout  # type: ignore[method-assign]
         kube._retire(waiting)
-        kube._retire(closing)
-        timers = list(kube._retire_timers)
-        assert len(timers) == 2 and not waiting.is_closed
-        # One timer fires now: its client starts closing in a task of its own.
-        kube._retired_sessions.discard(closing)
-        task = asyncio.get_running_loop().create_task(closing.aclose())
-        kube._closing.add(task)
-        task.add_done_callback(kube._closing.discard)
+        (timer,) = kube._retire_timers
+        assert not waiting.is_closed
         await kube.close()
-        assert task.done()
-        return timers
+        assert not kube._closing and waiting.is_closed and fired.is_closed
+        kube._retire(late)
+        assert not kube._retire_timers
+        await kube.close()  # again: waits for the late one
+        return timer
 
-    timers = asyncio.run(main())
-    assert waiting.is_closed and closing.is_closed and api._session.is_closed
-    assert all(timer.cancelled() for timer in timers) and not kube._retire_timers
+    timer = asyncio.run(main())
+    assert late.is_closed and api._session.is_closed and timer.cancelled()

@@ -19,12 +19,13 @@ GO_MAX_HOURS = (2**63 - 1) / 1e9 / 3600  # time.Duration's largest value
 
 
 def crd_pattern() -> re.Pattern:
-    """The regular expression of spec.timeout's first rule (``self.matches('...')``), as CEL reads its string."""
+    """The regular expression of spec.timeout's rules (``self.matches('...')``), as CEL reads its string: the same
+    in each (the later rules use it to skip a value that is no duration)."""
     schema = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    rule = schema["properties"]["spec"]["properties"]["timeout"]["x-kubernetes-validations"][0]["rule"]
-    literal = re.search(r"self\.matches\('(.*?)'\)", rule)
-    assert literal, rule
-    return re.compile(literal[1].replace("\\\\", "\\"))
+    rules = [r["rule"] for r in schema["properties"]["spec"]["properties"]["timeout"]["x-kubernetes-validations"]]
+    literals = {literal for rule in rules for literal in re.findall(r"self\.matches\('(.*?)'\)", rule)}
+    assert len(rules) == 3 and len(literals) == 1, rules
+    return re.compile(literals.pop().replace("\\\\", "\\"))
 
 
 PATTERN = crd_pattern()
@@ -42,6 +43,13 @@ def test_every_accepted_timeout_is_written_as_the_crd_takes_it(seconds):
                                             ("999999h", "999999h")])
 def test_timeouts_are_written_in_one_spelling(given_, written):
     assert restore_timeout(given_) == written
+
+
+def test_a_duration_is_added_up_exactly_as_go_does():
+    """Parts that make exactly 1s in nanoseconds are 1s here too (floats made it just under, and the controller
+    refused what the API server took)."""
+    assert parse_duration("0.022353275s977.646725ms") == 1.0
+    assert restore_timeout("0.022353275s977.646725ms") == "1s"
 
 
 @pytest.mark.parametrize("text,message", [("0.5s", "at least 1s"), ("1000000h", "at most 999999h"),

@@ -16,8 +16,8 @@ from .complete import complete_pvcs
 
 
 def restore_timeout_value(text: str) -> str:
-    """``--restore-timeout`` as the CRD's duration string (``2h``, ``90s``); BadParameter when it is not a positive
-    duration of at least 1s."""
+    """``--restore-timeout`` as the CRD's duration string (``2h``, ``1h30m``, ``1m30s``); BadParameter when it is not
+    a duration of at least 1s and at most 999999h."""
     from ..durations import restore_timeout
 
     try:
