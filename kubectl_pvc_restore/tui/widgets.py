@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Iterable
 
+from textual import work
 from textual.app import ComposeResult
 from textual.coordinate import Coordinate
 from textual.screen import Screen
@@ -30,8 +31,11 @@ class PolledScreen(AppScreen):
         self.reload()
 
     def reload(self) -> None:
-        self.run_worker(self._load(), group="load", exclusive=True)
+        self._load()
 
+    # A worker made from the method, not from a coroutine made now: a reload that replaces one not started yet (or
+    # comes as the screen goes away) leaves no coroutine that is never awaited.
+    @work(group="load", exclusive=True)
     async def _load(self) -> None:
         from textual.css.query import NoMatches
 
