@@ -46,10 +46,10 @@ def restore_timeout(text: str) -> str:
         raise ValueError(f"{text!r}: the restore timeout must be at least {MIN_RESTORE_TIMEOUT:g}s (a zero timeout "
                          "would stop the workloads for nothing); e.g. 30m, 2h")
     millis = round(seconds * 1000)
+    if millis > MAX_RESTORE_TIMEOUT_HOURS * 3_600_000:
+        raise ValueError(f"{text!r}: the restore timeout must be at most {MAX_RESTORE_TIMEOUT_HOURS}h")
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
-    if hours > MAX_RESTORE_TIMEOUT_HOURS or (hours == MAX_RESTORE_TIMEOUT_HOURS and (minutes or millis)):
-        raise ValueError(f"{text!r}: the restore timeout must be at most {MAX_RESTORE_TIMEOUT_HOURS}h")
     return ((f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")
             + (f"{millis / 1000:.3f}".rstrip("0").rstrip(".") + "s" if millis else ""))
 

@@ -876,9 +876,7 @@ class Kube:
         """Close ``client`` once the requests in flight on it must have ended (they are bounded by the timeout, or
         by ``after`` when longer: a watch's)."""
         if self._closed:  # nothing is sent on it any more
-            task = asyncio.get_running_loop().create_task(client.aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._close_now(client)
             return
         self._retired_sessions.add(client)
 
@@ -886,12 +884,16 @@ class Kube:
             self._retire_timers.discard(timer)
             if client in self._retired_sessions:
                 self._retired_sessions.discard(client)
-                task = asyncio.get_running_loop().create_task(client.aclose())
-                self._closing.add(task)  # a strong reference until it is done (the loop keeps only a weak one)
-                task.add_done_callback(self._closing.discard)
+                self._close_now(client)
 
         timer = asyncio.get_running_loop().call_later(max(self._timeout(), after) + 5.0, close)
         self._retire_timers.add(timer)
+
+    def _close_now(self, client: Any) -> None:
+        """Start closing ``client`` in a task of its own, which ``close`` waits for."""
+        task = asyncio.get_running_loop().create_task(client.aclose())
+        self._closing.add(task)  # a strong reference until it is done (the loop keeps only a weak one)
+        task.add_done_callback(self._closing.discard)
 
     async def create(self, res: Resource, body: dict[str, Any], namespace: str | None = None) -> dict[str, Any]:
         namespace = namespace or body.get("metadata", {}).get("namespace")

@@ -116,13 +116,12 @@ def run_watch(kube: k.Kube) -> tuple[list[str], BaseException | None]:
 
 def _watch_kube(lines: list[bytes] | None = None, *, answer: Any = None) -> k.Kube:
     """A Kube whose watch client answers every watch with ``lines`` (200), or with what ``answer()`` makes."""
-    session = httpx.AsyncClient(base_url="https://test")
-    api = type("Api", (), {"_session": session, "auth": type("Auth", (), {"server": "https://test"})()})()
+    api = Api(b"{}", "application/json")  # requests are not what is tested: the watch client's answer is
     kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
     answer = answer or (lambda: httpx.Response(200, content=b"\n".join(lines or [])))
     kube._watch_session = httpx.AsyncClient(base_url="https://test", transport=httpx.MockTransport(
         lambda request: answer()))
-    kube._watch_session_for = session
+    kube._watch_session_for = api._session
     return kube
 
 
@@ -274,6 +273,7 @@ def test_close_closes_retired_clients_at_once_and_leaves_no_timer():
     request that was still waiting) is closed at once."""
     api = Api(b"{}", "application/json")
     kube = k.Kube(api, namespace="apps")  # type: ignore[arg-type]
+
     class SlowToClose(httpx.AsyncClient):
         async def aclose(self) -> None:
             await asyncio.sleep(0.1)  # its connections take a while to end
