@@ -235,6 +235,32 @@ def bind_role(kube: SyncKube, namespace: str, account: str, rules: list[dict[str
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace or namespace}]},
         namespace)
+    # The API server's RBAC authorizer works from an informer cache: a request sent at once may still be refused.
+    # Wait until it answers a SubjectAccessReview (the same authorizer) for the first rule with "allowed".
+    wait_for(lambda: granted(kube, namespace, account_namespace or namespace, account, rules[0]), timeout=30,
+             message=f"the Role {name} to take effect for {account}")
+
+
+SUBJECT_ACCESS_REVIEWS = k.Resource("authorization.k8s.io/v1", "SubjectAccessReview", "subjectaccessreviews",
+                                    namespaced=False)
+
+
+def granted(kube: SyncKube, namespace: str, account_namespace: str, account: str, rule: dict[str, Any]) -> bool:
+    """Whether the API server's authorizer lets ServiceAccount ``account_namespace/account`` do the first of what
+    ``rule`` allows in ``namespace``."""
+    resource, _, subresource = rule["resources"][0].partition("/")
+    group = rule["apiGroups"][0]
+    attributes = {"namespace": namespace, "verb": rule["verbs"][0], "group": "" if group == "*" else group,
+                  "resource": resource, "subresource": subresource}
+    if rule.get("resourceNames"):
+        attributes["name"] = rule["resourceNames"][0]
+    review = kube.create(SUBJECT_ACCESS_REVIEWS, {
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": f"system:serviceaccount:{account_namespace}:{account}",
+                 "groups": ["system:serviceaccounts", f"system:serviceaccounts:{account_namespace}",
+                            "system:authenticated"],
+                 "resourceAttributes": attributes}}, None)
+    return bool(review.get("status", {}).get("allowed"))
 
 
 def stop_process(proc: Any) -> None:

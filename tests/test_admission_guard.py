@@ -78,7 +78,9 @@ def pod(cluster, name: str, pvc: str, owner: dict | None = None) -> dict:
 
 
 def _wait_effective(cluster) -> None:
-    """Policies take effect a moment after they are created: probe with a guarded lock of a PVC of no restore."""
+    """Policies take effect a moment after they are created, and a lock a moment after it is written (the API server
+    reads locks through its ConfigMap param informer): probe with a guarded lock of a PVC of no restore. The informer
+    takes ConfigMap changes in order, so once it has the probe it has every lock written before it too."""
     probe = lock(cluster, "probe", holder="probe", held="", guard="on")
     attempt = iter(range(10_000))
 
@@ -113,6 +115,7 @@ def test_no_second_writer_during_a_restore(cluster, guard_policies, controller_p
     sc.wait_phase(cluster, "r1", "Restore")
     data = cluster.kube.get(k.CONFIGMAPS, locks.lock_name(sc.PVC), ns)["data"]
     assert data["held"] == "deployments/web" and data["guard"] == "on" and data["holder"] == "r1", data
+    _wait_effective(cluster)  # the API server has read that lock (it was written a moment before the phase)
     look = f"kubectl pvc-restore describe r1 -n {ns}"
 
     # As the cluster admin: the held Deployment cannot be scaled up, by /scale or by the Deployment itself.
@@ -148,6 +151,7 @@ def test_no_second_writer_during_a_restore(cluster, guard_policies, controller_p
 def test_volsync_movers_may_mount_the_locked_pvc(cluster, guard_policies):
     cluster.pvc(sc.PVC)
     lock(cluster, sc.PVC, holder="r1", held="", guard="on")
+    _wait_effective(cluster)
 
     def job(name: str) -> dict:
         return cluster.kube.create(k.JOBS, {

@@ -9,6 +9,7 @@ from controller.settings import Settings
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
 from tests import scenario as sc
+from tests.helpers import wait_for
 
 
 class CountingKube(k.Kube):
@@ -46,6 +47,8 @@ def test_pvcs_are_listed_once_then_only_their_changes_are_followed(cluster, port
         assert sorted(name for _, name in followed.items) == pvc_names(kube, cluster.ns)
     # A deleted PVC leaves the followed list too.
     kube.delete(k.PVCS, "pvc-3", cluster.ns)
+    # (It goes once kube-controller-manager's pvc-protection controller has removed its finalizer.)
+    wait_for(lambda: kube.get_or_none(k.PVCS, "pvc-3", cluster.ns) is None, timeout=30, message="pvc-3 to go")
     portal.call(ctl._follow_changes, 1.0)
     assert ("pvc-3" not in {name for _, name in ctl.pvc_lists[cluster.ns].items})
 

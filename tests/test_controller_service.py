@@ -150,7 +150,9 @@ def test_leader_election_failover_and_sigterm(cluster, controller_process, kubec
     new_leader = wait_for(lambda: (lambda h: h if h and h != leader else None)(leader_of(cluster, cluster.ns)),
                           timeout=30, message="another replica to take over")
     took_over = time.monotonic() - killed_at
-    assert took_over < 4 + 0.5 + 2, f"took {took_over:.1f}s"
+    # The Lease's 4 s, a retry period, and slack for a loaded 2-core machine (three controllers, the control plane
+    # and a restore share it).
+    assert took_over < 4 + 0.5 + 4, f"took {took_over:.1f}s"
     restore = sc.wait_finished(cluster, "r1")
     assert restore["status"].get("error") is None
     sc.assert_cleaned_up(cluster)
@@ -162,7 +164,11 @@ def test_leader_election_failover_and_sigterm(cluster, controller_process, kubec
     procs[new_leader].send_signal(signal.SIGTERM)
     assert procs[new_leader].wait(timeout=15) == 0
     last = next(n for n in procs if n not in (leader, new_leader))
-    wait_for(lambda: leader_of(cluster, cluster.ns) == last, timeout=4, message="the last replica to lead")
+    # It released the Lease before it exited (unreleased, it would name the new leader until it expired, 4 s after
+    # its last renewal): cleared, or already taken by the last replica.
+    assert leader_of(cluster, cluster.ns) in (None, "", last), cluster.kube.get(k.LEASES, "pvc-restore-controller",
+                                                                                cluster.ns)
+    wait_for(lambda: leader_of(cluster, cluster.ns) == last, timeout=30, message="the last replica to lead")
 
 
 def test_sigterm_mid_restore_then_restart_finishes(cluster, controller_process):

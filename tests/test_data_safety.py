@@ -102,7 +102,9 @@ def test_an_annotation_changed_after_its_claim_becomes_one_more_restore(cluster,
 def test_a_second_writer_during_the_mover_is_stopped_again(cluster, controller):
     """Someone scales the stopped Deployment back up while the mover writes: its pods are stopped again before the
     restore goes on, reported with a Warning Event, and the app still comes back at its recorded replicas."""
-    sc.setup(cluster, statefulset=0, deployment=2, delay=6.0)
+    # The mover runs 12 s: time enough, on a loaded machine, for kube-controller-manager to make the second writer's
+    # pods and for the controller to see them while it runs.
+    sc.setup(cluster, statefulset=0, deployment=2, delay=12.0)
     controller()
     sc.create_restore(cluster)
     sc.wait_phase(cluster, "r1", "Restore")
@@ -116,7 +118,7 @@ def test_a_second_writer_during_the_mover_is_stopped_again(cluster, controller):
 
 
 def test_an_unrecorded_writer_during_the_mover_fails_the_restore(cluster, controller):
-    sc.setup(cluster, statefulset=0, deployment=2, delay=6.0)
+    sc.setup(cluster, statefulset=0, deployment=2, delay=12.0)  # (as above: the intruder's pods come while it runs)
     controller()
     sc.create_restore(cluster)
     # The mover has started (recorded), so the intruder's pods come while it may be writing: partial data.
