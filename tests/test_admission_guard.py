@@ -232,7 +232,7 @@ def test_what_the_lock_says_is_what_is_guarded(cluster, guard_policies, portal, 
             return False
         return True
 
-    wait_for(allowed, timeout=10, message="the guard to be switched off")
+    wait_for(allowed, timeout=30, message="the guard to be switched off")
     cluster.kube.set_scale(RCS, "legacy", ns, 2)
     pod(cluster, "late", sc.PVC)
 
