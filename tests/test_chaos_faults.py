@@ -15,6 +15,7 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
 from tests import scenario as sc
 from tests.chaos import secrets_absent
+from tests.helpers import ROLE_BINDINGS, granted, wait_for
 
 #: (fault kinds, share of the controller's requests spoiled)
 CASES = {
@@ -83,21 +84,24 @@ def test_a_permission_refused_for_a_moment_does_not_fail_the_restore(cluster, pr
     roles = k.Resource("rbac.authorization.k8s.io/v1", "Role", "roles")
     sc.setup(cluster, delay=0.5)
     role = cluster.kube.get(roles, "controller-role", cluster.ns)
-    granted = json.loads(json.dumps(role["rules"]))
+    full_rules = json.loads(json.dumps(role["rules"]))
     for rule in role["rules"]:
         if any(r.endswith("/scale") for r in rule.get("resources", [])):
             rule["verbs"] = [v for v in rule["verbs"] if v not in ("patch", "update")]
     cluster.kube.replace(roles, role)
+    # (RBAC's authorizer works from an informer cache: the refusal must be in force before the controller starts.)
+    [subject] = cluster.kube.get(ROLE_BINDINGS, "controller-role", cluster.ns)["subjects"]
+    scale = {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]}
+    wait_for(lambda: not granted(cluster.kube, cluster.ns, subject["namespace"], subject["name"], scale),
+             timeout=30, message="RBAC to apply the narrowed Role")
     controller = proxied_controller("--forbidden-grace", "60s")
     sc.annotate(cluster, "1")
     refused = time.monotonic()
-    from tests.helpers import wait_for
-
     wait_for(lambda: "permission denied" in controller.log_path.read_text(), timeout=60,
              message="the controller to be refused the scale")
     time.sleep(3)
     role = cluster.kube.get(roles, "controller-role", cluster.ns)
-    role["rules"] = granted
+    role["rules"] = full_rules
     cluster.kube.replace(roles, role)
     restore = sc.wait_finished(cluster, timeout=90)
     ledger.count("restores run")

@@ -80,9 +80,10 @@ def test_in_cluster_listing_says_clearly_why_it_failed(data, run_cli, real_volsy
 
     data.kube.patch(k.SECRETS, "data-backup-restic", data.ns,
                     {"stringData": {"RESTIC_REPOSITORY": "rest:http://127.0.0.1:1/nowhere", "RESTIC_PASSWORD": "x"}})
-    unreachable = run_cli("snapshots", PVC, "--list-from", "cluster", "--timeout", "15")
+    # (Time for the listing pod to be scheduled and started as well: restic then retries until the limit.)
+    unreachable = run_cli("snapshots", PVC, "--list-from", "cluster", "--timeout", "30")
     assert unreachable.exit_code == 1, unreachable.output
-    assert "did not finish within 15s" in unreachable.output and "connection refused" in unreachable.output
+    assert "did not finish within 30s" in unreachable.output and "connection refused" in unreachable.output
     assert_no_listing_pod_left(data)
 
 

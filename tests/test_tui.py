@@ -48,7 +48,8 @@ async def confirm_restore(pilot, app, pvc: str) -> str:
     """On the confirmation: type the PVC's name, press enter, and return the restore the screen follows."""
     for ch in pvc:
         await pilot.press(ch)
-    assert not app.screen.query_one("#go").disabled, "the PVC name is typed: the restore may start"
+    # The PVC name is typed: the restore may start (once the preview has loaded: callers may not have waited for it).
+    await until(pilot, lambda: not app.screen.query_one("#go").disabled, what="Restore enabled")
     await pilot.press("enter")
     await until(pilot, lambda: type(app.screen).__name__ == "RestoreScreen", what="the restore screen")
     return app.screen.restore_name
@@ -70,7 +71,8 @@ def test_create_a_restore_through_the_dialog_and_watch_it_finish(cluster, contro
             await pilot.click("#previous")
             await pilot.click("#n")
             await pilot.press("1")
-            assert "1 before latest" in str(app.screen.query_one("#choice").render())
+            await until(pilot, lambda: "1 before latest" in str(app.screen.query_one("#choice").render()),
+                        what="the choice to say 1 before latest")
             app.screen.query_one("#next").press()  # may be scrolled out of an 80x24 view
             await until(pilot, lambda: type(app.screen).__name__ == "ConfirmRestore", what="the confirmation")
             await until(pilot, lambda: "Deployment web: 1 replica(s)" in str(app.screen.query_one("#plan").render()),

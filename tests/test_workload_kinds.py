@@ -65,7 +65,7 @@ def test_daemonset_and_cronjob_are_stopped_and_given_back(cluster, controller, o
 
 
 def test_daemonset_pods_are_gone_while_the_mover_runs(cluster, controller):
-    sc.setup(cluster, statefulset=0, deployment=0, delay=2.0)
+    sc.setup(cluster, statefulset=0, deployment=0, delay=8.0)  # time to look at the Restore phase while it lasts
     daemonset(cluster)
     cluster.wait_running(2, pvc=sc.PVC)
     controller()
@@ -103,7 +103,9 @@ def stuck_job(cluster, name="migrate"):
             "nodeSelector": {"example.com/none": "x"}}
     cluster.kube.create(k.JOBS, {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
                                  "spec": {"template": {"spec": spec}, "backoffLimit": 0}}, cluster.ns)
-    wait_for(lambda: cluster.pods(pvc=sc.PVC), message="the job's pod")
+    # (The Job's own pod: the setup's Deployment has one mounting the PVC already.)
+    wait_for(lambda: [p for p in cluster.pods(pvc=sc.PVC)
+                      if (p["metadata"].get("labels") or {}).get("job-name") == name], message="the job's pod")
 
 
 def test_running_jobs_fail_the_restore_when_asked(cluster, controller):

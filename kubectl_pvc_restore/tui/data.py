@@ -136,7 +136,9 @@ class Cluster:
             source = await plan.find_source(self.kube, namespace, pvc)
         except plan.SourceError as exc:
             return None, str(exc), None
-        return await restic.source_snapshots(self.kube, source, timeout=20, where=where,
+        # 60 s, as `snapshots --timeout`: a listing pod on a node that pulls the image first may need most of it (the
+        # list loads in a worker; the screen stays usable meanwhile).
+        return await restic.source_snapshots(self.kube, source, timeout=60, where=where,
                                              image=self.snapshot_image or restic.DEFAULT_IMAGE)
 
     async def preview(self, namespace: str, spec: model.Spec) -> Preview:
