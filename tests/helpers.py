@@ -235,10 +235,8 @@ def bind_role(kube: SyncKube, namespace: str, account: str, rules: list[dict[str
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": account_namespace or namespace}]},
         namespace)
-    # The API server's RBAC authorizer works from an informer cache: a request sent at once may still be refused.
-    # Wait until it answers a SubjectAccessReview (the same authorizer) for the first rule with "allowed".
-    wait_for(lambda: granted(kube, namespace, account_namespace or namespace, account, rules[0]), timeout=30,
-             message=f"the Role {name} to take effect for {account}")
+    wait_for_rbac(kube, namespace, account_namespace or namespace, account, rules[0], allowed=True,
+                  message=f"the Role {name} to take effect for {account}")
 
 
 SUBJECT_ACCESS_REVIEWS = k.Resource("authorization.k8s.io/v1", "SubjectAccessReview", "subjectaccessreviews",
@@ -261,6 +259,15 @@ def granted(kube: SyncKube, namespace: str, account_namespace: str, account: str
                             "system:authenticated"],
                  "resourceAttributes": attributes}}, None)
     return bool(review.get("status", {}).get("allowed"))
+
+
+def wait_for_rbac(kube: SyncKube, namespace: str, account_namespace: str, account: str, rule: dict[str, Any], *,
+                  allowed: bool, message: str) -> None:
+    """The API server's RBAC authorizer works from an informer cache: a request sent just after a Role or binding
+    changed may still get the old answer. Wait until a SubjectAccessReview (the same authorizer) answers ``allowed``
+    for ``rule`` (as ``granted``)."""
+    wait_for(lambda: granted(kube, namespace, account_namespace, account, rule) is allowed, timeout=30,
+             message=message)
 
 
 def stop_process(proc: Any) -> None:

@@ -15,7 +15,7 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore.model import RESTORE_ANNOTATION
 from tests import scenario as sc
 from tests.chaos import secrets_absent
-from tests.helpers import ROLE_BINDINGS, granted, wait_for
+from tests.helpers import ROLE_BINDINGS, wait_for, wait_for_rbac
 
 #: (fault kinds, share of the controller's requests spoiled)
 CASES = {
@@ -89,11 +89,10 @@ def test_a_permission_refused_for_a_moment_does_not_fail_the_restore(cluster, pr
         if any(r.endswith("/scale") for r in rule.get("resources", [])):
             rule["verbs"] = [v for v in rule["verbs"] if v not in ("patch", "update")]
     cluster.kube.replace(roles, role)
-    # (RBAC's authorizer works from an informer cache: the refusal must be in force before the controller starts.)
     [subject] = cluster.kube.get(ROLE_BINDINGS, "controller-role", cluster.ns)["subjects"]
     scale = {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]}
-    wait_for(lambda: not granted(cluster.kube, cluster.ns, subject["namespace"], subject["name"], scale),
-             timeout=30, message="RBAC to apply the narrowed Role")
+    wait_for_rbac(cluster.kube, cluster.ns, subject["namespace"], subject["name"], scale, allowed=False,
+                  message="RBAC to apply the narrowed Role before the controller starts")
     controller = proxied_controller("--forbidden-grace", "60s")
     sc.annotate(cluster, "1")
     refused = time.monotonic()

@@ -21,7 +21,7 @@ from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
 from tests import scenario as sc
 from tests.conftest import free_port
-from tests.helpers import ROLES, bind_role, granted, http_get, identity_kubeconfig, wait_for
+from tests.helpers import ROLES, bind_role, http_get, identity_kubeconfig, wait_for, wait_for_rbac
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "pvc-restore"
@@ -89,8 +89,8 @@ def test_finalize_refused_is_loud_and_clears_once_fixed(cluster, control_plane, 
     role = cluster.kube.get(ROLES, ROLE, cluster.ns)
     cluster.kube.replace(ROLES, {**role, "rules": without_scale_patch(rules)})
     scale_patch = {"apiGroups": ["apps"], "resources": ["deployments/scale"], "verbs": ["patch"]}
-    wait_for(lambda: not granted(cluster.kube, cluster.ns, cluster.ns, ACCOUNT, scale_patch), timeout=30,
-             message="RBAC to apply the narrowed Role")
+    wait_for_rbac(cluster.kube, cluster.ns, cluster.ns, ACCOUNT, scale_patch, allowed=False,
+                  message="RBAC to apply the narrowed Role")
 
     # The mover finishes (5s), Finalize cannot scale the Deployment back.
     first = wait_for(lambda: blocked_events(cluster, "r1"), timeout=60, message="a FinalizeBlocked event")[0]

@@ -24,9 +24,9 @@ from tests.helpers import (
     SERVICE_ACCOUNTS,
     Cluster,
     SyncKube,
-    granted,
     identity_kubeconfig,
     wait_for,
+    wait_for_rbac,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,11 +190,10 @@ def test_restore_with_only_namespaced_roles(cluster, control_plane, kubeconfig, 
                                           ("RoleBinding", second), ("Role", gitops), ("RoleBinding", gitops),
                                           ("Role", ops), ("RoleBinding", ops)])
         config = identity_kubeconfig(kube, kubeconfig, ops, account, tmp_path / "controller.kubeconfig")
-        # (RBAC's authorizer works from an informer cache: wait until it has every binding made.)
         for doc in docs:
             if doc["kind"] == "Role":
-                wait_for(lambda doc=doc: granted(kube, doc["metadata"]["namespace"], ops, account, doc["rules"][0]),
-                         timeout=30, message=f"the Role {doc['metadata']['name']} to take effect")
+                wait_for_rbac(kube, doc["metadata"]["namespace"], ops, account, doc["rules"][0], allowed=True,
+                              message=f"the Role {doc['metadata']['name']} to take effect")
         me = SyncKube(portal, portal.call(lambda: k.Kube.connect(kubeconfig=config)))
 
         # The identity really is limited: its namespaces yes; another namespace, all namespaces and cluster-scoped

@@ -16,7 +16,7 @@ import yaml
 from kubectl_pvc_restore import kube as k
 from kubectl_pvc_restore import model
 from tests import scenario as sc
-from tests.helpers import granted, wait_for
+from tests.helpers import wait_for, wait_for_rbac
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "charts" / "pvc-restore"
@@ -226,8 +226,8 @@ def test_chart_installs_under_restricted_pss_and_its_rbac_is_enough(cluster, con
         cluster.kube.replace(k.Resource("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles",
                                         namespaced=False), role)
         patch_sources = {"apiGroups": ["volsync.backube"], "resources": ["replicationsources"], "verbs": ["patch"]}
-        wait_for(lambda: not granted(cluster.kube, cluster.ns, ops, sa, patch_sources), timeout=30,
-                 message="RBAC to apply the narrowed ClusterRole")
+        wait_for_rbac(cluster.kube, cluster.ns, ops, sa, patch_sources, allowed=False,
+                      message="RBAC to apply the narrowed ClusterRole")
         cluster.kube.create(k.PVC_RESTORES, model.manifest("r2", cluster.ns, model.Spec(pvc="data")), cluster.ns)
         failed = sc.wait_finished(cluster, "r2")
         error = failed["status"]["error"]

@@ -10,7 +10,7 @@ import pytest
 
 from kubectl_pvc_restore import kube as k
 from tests import scenario as sc
-from tests.helpers import bind_role, cli, identity_kubeconfig, wait_for
+from tests.helpers import bind_role, cli, identity_kubeconfig
 
 GROUP = k.PVC_RESTORES.group
 #: get/list on PVCRestores only: what `describe` strictly needs.
@@ -33,10 +33,7 @@ def user(cluster, kubeconfig, tmp_path, account: str, rules: list | None) -> str
     """A kubeconfig for ServiceAccount ``account`` with ``rules`` (None: no Role at all), once RBAC applies them."""
     config = identity_kubeconfig(cluster.kube, kubeconfig, cluster.ns, account, tmp_path / f"{account}.kubeconfig")
     if rules:
-        bind_role(cluster.kube, cluster.ns, account, rules)
-        # The API server's RBAC authorizer works from an informer cache: wait until it knows the new binding.
-        wait_for(lambda: cli_as(config, cluster.ns, "list").exit_code == 0, timeout=30,
-                 message=f"{account}'s Role to take effect")
+        bind_role(cluster.kube, cluster.ns, account, rules)  # (returns once RBAC applies them)
     return config
 
 
